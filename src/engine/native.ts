@@ -1,0 +1,102 @@
+/**
+ * The only importer of the native addon (native/build/Release/spindle_native.node),
+ * with the TypeScript shape of what it exports. Everything else imports from here.
+ */
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+/** Model hyper-parameters after config.json is validated (src/engine/model-config.ts). */
+export interface NativeModelConfig {
+  /** Llama and Mistral share 'llama'; Qwen2 adds q/k/v bias; Qwen3 adds q/k RMSNorm. */
+  family: 'llama' | 'qwen2' | 'qwen3';
+  hiddenSize: number;
+  intermediateSize: number;
+  numLayers: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  vocabSize: number;
+  maxPositionEmbeddings: number;
+  rmsNormEps: number;
+  ropeTheta: number;
+  /** Llama 3.1 frequency scaling; null = plain RoPE. */
+  ropeScaling: { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositionEmbeddings: number } | null;
+  tieWordEmbeddings: boolean;
+  /** q/k/v projections carry a bias (Qwen2). */
+  attentionBias: boolean;
+  /** RMSNorm over each head of q and k before RoPE (Qwen3). */
+  qkNorm: boolean;
+}
+
+/** One tensor of a safetensors file, located and shape-checked by src/engine/weights.ts. */
+export interface NativeTensorSource {
+  /** Hugging Face name, e.g. 'model.layers.0.self_attn.q_proj.weight'. */
+  name: string;
+  /** Absolute path of the .safetensors file. */
+  file: string;
+  dtype: 'F32' | 'BF16' | 'F16';
+  shape: number[];
+  /** Absolute byte offset of the data in the file (8 + header length + data_offsets[0]). */
+  byteOffset: number;
+  byteLength: number;
+}
+
+export type NativeWeights =
+  | { kind: 'safetensors'; tensors: NativeTensorSource[] }
+  /** vLLM's --load-format dummy: seeded random values, no files read. */
+  | { kind: 'dummy'; seed: number };
+
+export interface NativeExecutorOptions {
+  device: 'cpu' | 'cuda';
+  /** Compute/storage dtype of weights and KV cache. The CPU backend computes in float32. */
+  dtype: 'float32' | 'bfloat16';
+  model: NativeModelConfig;
+  weights: NativeWeights;
+  blockSize: number;
+  /** KV cache blocks; 0 on CUDA = size from gpuMemoryUtilization after a profiling step. */
+  numBlocks: number;
+  gpuMemoryUtilization: number;
+  /** Largest batch the engine will send (sizes scratch buffers and CUDA graphs). */
+  maxNumSeqs: number;
+  maxNumBatchedTokens: number;
+  /** CPU threads for kernels; 0 = all cores. */
+  numThreads: number;
+}
+
+export interface NativeExecutor {
+  /** Runs one step off the JS thread; resolves with the packed step result (batch-layout.ts). */
+  step(batch: ArrayBuffer): Promise<ArrayBuffer>;
+  /** Blocks in the KV cache (as sized on load). */
+  readonly numBlocks: number;
+  readonly device: 'cpu' | 'cuda';
+  /** Human-readable device name, e.g. 'NVIDIA H100 80GB HBM3' or 'cpu (16 threads)'. */
+  readonly deviceName: string;
+  /** Frees device memory and threads; later calls throw. */
+  close(): void;
+}
+
+export interface NativeBinding {
+  Executor: new (options: NativeExecutorOptions) => NativeExecutor;
+  /** Number of usable CUDA devices; 0 when the addon was built without CUDA or none is present. */
+  cudaDeviceCount(): number;
+  /** Why CUDA is unavailable ('' when it is available): shown in skipped tests and logs. */
+  cudaUnavailableReason(): string;
+}
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const addonPath = path.resolve(here, '../../native/build/Release/spindle_native.node');
+
+let cached: NativeBinding | undefined;
+
+/** Loads the addon once; throws an Error that says how to build it when it is missing. */
+export function loadNative(): NativeBinding {
+  if (cached) return cached;
+  try {
+    cached = createRequire(import.meta.url)(addonPath) as NativeBinding;
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new Error(`cannot load the native addon at ${addonPath} (run 'npm run build:native'): ${reason}`);
+  }
+  return cached;
+}
