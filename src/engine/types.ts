@@ -117,3 +117,67 @@ export interface StepTiming {
   numWaiting: number;
   kvUsage: number;
 }
+
+import type { NativeModelConfig, NativeWeights } from './native.ts';
+
+/** A model ready to hand to the executor: from a HF directory (model-loader.ts) or a dummy preset. */
+export interface ModelSource {
+  /** The HF directory, or null for a dummy preset. */
+  dir: string | null;
+  /** Name shown by /v1/models when --served-model-name is not given. */
+  name: string;
+  config: NativeModelConfig;
+  weights: NativeWeights;
+  /** Directory holding tokenizer.json and tokenizer_config.json. */
+  tokenizerDir: string;
+  eosTokenIds: number[];
+  bosTokenId: number | null;
+  /** From config.json (max_position_embeddings), before --max-model-len. */
+  maxModelLen: number;
+}
+
+/** Load and occupancy figures for /metrics and /health. */
+export interface EngineStats {
+  numRunning: number;
+  numWaiting: number;
+  /** Fraction of KV blocks in use, 0..1. */
+  kvUsage: number;
+  numBlocks: number;
+  numFreeBlocks: number;
+  /** False once the step loop has died (an executor error): /health answers 503. */
+  isAlive: boolean;
+}
+
+/** What the server needs of the engine (implemented by Engine in engine.ts). */
+export interface EngineClient {
+  readonly modelName: string;
+  readonly maxModelLen: number;
+  readonly vocabSize: number;
+  /**
+   * Queues one request. Rejects before anything is queued with EngineInputError when the
+   * request cannot run (prompt + maxTokens over maxModelLen, ids out of vocabulary...).
+   * The iterable yields deltas until one carries finishReason.
+   */
+  addRequest(requestId: string, prompt: PromptInput, params: SamplingParams): Promise<AsyncIterable<RequestDelta>>;
+  /** Aborts a request; its blocks are freed at the next step boundary. No-op if unknown. */
+  abort(requestId: string): void;
+  /** Tokenizes in the worker pool. */
+  tokenize(text: string, addSpecialTokens: boolean): Promise<number[]>;
+  detokenize(tokenIds: number[]): Promise<string>;
+  /** The chat template from tokenizer_config.json, if any, and its special tokens. */
+  readonly chatTemplate: { template: string; bosToken: string; eosToken: string } | null;
+  stats(): EngineStats;
+  /** Stops accepting requests, lets running ones finish (up to timeoutMs), then frees everything. */
+  shutdown(timeoutMs: number): Promise<void>;
+}
+
+/** A request the engine refuses before queuing it; the server answers 400 with this message. */
+export class EngineInputError extends Error {
+  constructor(
+    message: string,
+    readonly param: string | null = null,
+  ) {
+    super(message);
+    this.name = 'EngineInputError';
+  }
+}
