@@ -1,0 +1,195 @@
+/**
+ * The worker pool's contract: the engine-facing API (DetokItem → DetokResult, tokenize, decode)
+ * and the columnar wire messages between the pool (main thread) and its Piscina workers.
+ *
+ * Workers are stateless. Each sequence's detokenization state (DetokState) lives on the engine's
+ * Sequence, travels with every task and comes back, updated, in the result.
+ *
+ * Token indexes in DetokState are ABSOLUTE indexes into the sequence's whole token list
+ * (prompt tokens first, then output tokens), so the engine can pass `seq.tokenIds` as is.
+ */
+
+/** Incremental detokenization state of one sequence (HF/vLLM prefix/read offsets + stop holdback). */
+export interface DetokState {
+  /** Start of the decode window: tokens[prefixOffset..] are decoded each step. */
+  prefixOffset: number;
+  /** Text of tokens[prefixOffset..readOffset) has been emitted (or is in heldText). */
+  readOffset: number;
+  /** Tokens before this index have been fed to the detokenizer (the next task starts here). */
+  numProcessedTokens: number;
+  /** Decoded text held back because it could be the start of a stop string (never emitted yet). */
+  heldText: string;
+}
+
+/** How many prompt tokens seed the decode window, so the first output token gets its leading space. */
+export const INITIAL_PREFIX_TOKENS = 5;
+
+/**
+ * The state of a sequence whose prompt has just been tokenized: the last few prompt tokens form the
+ * prefix (SentencePiece drops a leading space at the start of a decode; with prompt context it stays).
+ */
+export function initialDetokState(promptTokenIds: ArrayLike<number>): DetokState {
+  const numPromptTokens = promptTokenIds.length;
+  return {
+    prefixOffset: Math.max(0, numPromptTokens - INITIAL_PREFIX_TOKENS),
+    readOffset: numPromptTokens,
+    numProcessedTokens: numPromptTokens,
+    heldText: '',
+  };
+}
+
+/** The per-request options the detokenizer needs (a subset of SamplingParams, same names). */
+export interface DetokParams {
+  stop: readonly string[];
+  includeStopStrInOutput: boolean;
+  skipSpecialTokens: boolean;
+  spacesBetweenSpecialTokens: boolean;
+}
+
+/** One sequence's share of a detokenization step, as the engine hands it to the pool. */
+export interface DetokItem {
+  seqId: number;
+  /** All token ids of the sequence so far (prompt + output); the pool copies the window it needs. */
+  tokenIds: ArrayLike<number>;
+  state: DetokState;
+  params: DetokParams;
+  /**
+   * Absolute token index from which stop strings may fire (min_tokens): the engine passes
+   * numPromptTokens + max(0, minTokens - 1). A stop string completed by an earlier token is ignored.
+   */
+  firstStopTokenIndex: number;
+  /** The sequence finished for another reason (length, EOS, stop id): flush all held text. */
+  isFinal: boolean;
+}
+
+/** A stop string found by a worker: the engine finishes the sequence with finish_reason 'stop'. */
+export interface DetokStop {
+  /** The stop string that matched (SamplingParams.stop entry). */
+  stopString: string;
+  /** Absolute index of the token that completed it; the engine drops the tokens after it. */
+  tokenIndex: number;
+}
+
+/** One sequence's result, in the order of the items given to detokenizeStep(). */
+export interface DetokResult {
+  seqId: number;
+  /** New text to emit (cut at a stop string; never ends inside a character unless isFinal). */
+  text: string;
+  /** The state to store on the Sequence for its next task. */
+  state: DetokState;
+  /** Set when a stop string matched; text then ends exactly before it (or after it, if included). */
+  stop: DetokStop | null;
+}
+
+export interface TokenizerPoolOptions {
+  /** A directory with tokenizer.json and tokenizer_config.json. */
+  tokenizerDir: string;
+  /** Worker threads; default: cores − 1, at least 1. */
+  numWorkers?: number;
+  /** Honour DetokStepMessage.crashForTest in the workers (tests only). */
+  crashForTest?: boolean;
+}
+
+/** What the engine and the server use of the pool (implemented by TokenizerPool in pool.ts). */
+export interface TokenizerPoolApi {
+  readonly numWorkers: number;
+  /** One columnar message per worker, shards balanced by window tokens, results merged in order. */
+  detokenizeStep(items: readonly DetokItem[]): Promise<DetokResult[]>;
+  tokenize(texts: readonly string[], addSpecialTokens: boolean): Promise<number[][]>;
+  decode(tokenIds: readonly number[], options?: Partial<DecodeParams>): Promise<string>;
+  close(): Promise<void>;
+}
+
+export interface DecodeParams {
+  skipSpecialTokens: boolean;
+  spacesBetweenSpecialTokens: boolean;
+}
+
+// ---- Wire messages (pool ⇄ worker) ---------------------------------------------------------
+
+/** Bits of DetokStepMessage.flags. */
+export const DetokFlag = {
+  skipSpecialTokens: 1,
+  spacesBetweenSpecialTokens: 2,
+  includeStopStrInOutput: 4,
+  isFinal: 8,
+} as const;
+
+/** How a test asks a worker to die ('throw': the task fails; 'exit': the thread exits). */
+export type CrashMode = 'throw' | 'exit';
+
+/** One shard of a step: columns over numItems sequences; typed arrays are transferred. */
+export interface DetokStepMessage {
+  kind: 'detokenize';
+  tokenizerDir: string;
+  numItems: number;
+  /** i32 [total window tokens]: item i's window is tokenIds[windowStarts[i], windowStarts[i+1]). */
+  tokenIds: Int32Array;
+  /** i32 [numItems + 1] */
+  windowStarts: Int32Array;
+  /** i32 [numItems] absolute index of each window's first token (= state.prefixOffset). */
+  prefixOffsets: Int32Array;
+  /** i32 [numItems] */
+  readOffsets: Int32Array;
+  /** i32 [numItems] */
+  numProcessedTokens: Int32Array;
+  /** i32 [numItems] */
+  firstStopTokenIndexes: Int32Array;
+  /** u8 [numItems] DetokFlag bits */
+  flags: Uint8Array;
+  /** [numItems] */
+  heldTexts: string[];
+  /** Stop strings of all items, back to back: item i owns stopStrings[stopStarts[i], stopStarts[i+1]). */
+  stopStrings: string[];
+  /** i32 [numItems + 1] */
+  stopStarts: Int32Array;
+  crashForTest?: CrashMode;
+}
+
+export interface DetokStepReply {
+  /** [numItems] new text per item */
+  texts: string[];
+  /** [numItems] */
+  heldTexts: string[];
+  /** i32 [numItems] each: the new state's offsets */
+  prefixOffsets: Int32Array;
+  readOffsets: Int32Array;
+  numProcessedTokens: Int32Array;
+  /** i32 [numItems] index into the item's own stop strings, -1 = none */
+  stopIndexes: Int32Array;
+  /** i32 [numItems] absolute index of the token that completed the stop, -1 = none */
+  stopTokenIndexes: Int32Array;
+  /** Time the worker spent on this shard, ms. */
+  busyMs: number;
+  /** worker_threads threadId of the worker that ran it. */
+  threadId: number;
+}
+
+export interface TokenizeMessage {
+  kind: 'tokenize';
+  tokenizerDir: string;
+  texts: string[];
+  addSpecialTokens: boolean;
+}
+
+export interface TokenizeReply {
+  /** i32 [total tokens], text i's ids are tokenIds[starts[i], starts[i+1]) */
+  tokenIds: Int32Array;
+  /** i32 [numTexts + 1] */
+  starts: Int32Array;
+}
+
+export interface DecodeMessage {
+  kind: 'decode';
+  tokenizerDir: string;
+  tokenIds: Int32Array;
+  skipSpecialTokens: boolean;
+  spacesBetweenSpecialTokens: boolean;
+}
+
+export type WorkerMessage = DetokStepMessage | TokenizeMessage | DecodeMessage;
+
+/** workerData given to every worker by the pool. */
+export interface WorkerInit {
+  isCrashForTestAllowed: boolean;
+}
