@@ -1,0 +1,141 @@
+/**
+ * Continuous batching with vLLM v1's one rule: there are no prefill and decode phases.
+ * Each step, every scheduled sequence's numComputedTokens catches up toward its numTokens,
+ * within a token budget (maxNumBatchedTokens) and a sequence cap (maxNumSeqs). Running
+ * sequences go first (oldest first), then waiting ones in arrival order. A prompt longer
+ * than the budget is split over several steps (chunked prefill); only the chunk that
+ * reaches the end samples a token. When KV blocks run out, the newest running sequence
+ * is preempted by recompute: its blocks are freed and it goes back to the front of the
+ * waiting queue, to be prefilled again (prompt + output so far) later.
+ */
+import type { BlockManager } from './block-manager.ts';
+import type { Sequence } from './sequence.ts';
+
+export interface SchedulerLimits {
+  maxNumSeqs: number;
+  maxNumBatchedTokens: number;
+}
+
+/** One row of a step: a sequence and how many of its tokens this step computes. */
+export interface ScheduledSeq {
+  seq: Sequence;
+  /** Tokens computed this step: [seq.numComputedTokens, + numNewTokens). */
+  numNewTokens: number;
+  /** The chunk reaches the sequence's last token, so a new token is sampled after it. */
+  isSampled: boolean;
+}
+
+export interface SchedulerOutput {
+  rows: ScheduledSeq[];
+  /** Sum of numNewTokens. */
+  numTokens: number;
+  /** Tokens of rows that are not a plain one-token decode. */
+  numPrefillTokens: number;
+  /** Sequences preempted while making this schedule. */
+  preempted: Sequence[];
+}
+
+export class Scheduler {
+  /** Arrival order; preempted sequences are put back at the front. */
+  readonly waiting: Sequence[] = [];
+  /** Admission order: the last one is the newest, the first to be preempted. */
+  readonly running: Sequence[] = [];
+  /** Preemptions since start (for metrics and tests). */
+  numPreemptions = 0;
+
+  constructor(
+    private readonly limits: SchedulerLimits,
+    private readonly blockManager: BlockManager,
+  ) {}
+
+  get hasWork(): boolean {
+    return this.waiting.length > 0 || this.running.length > 0;
+  }
+
+  add(seq: Sequence): void {
+    seq.status = 'waiting';
+    this.waiting.push(seq);
+  }
+
+  schedule(): SchedulerOutput {
+    const rows: ScheduledSeq[] = [];
+    const preempted: Sequence[] = [];
+    let budget = this.limits.maxNumBatchedTokens;
+    let numPrefillTokens = 0;
+
+    const addRow = (seq: Sequence, numNewTokens: number): void => {
+      const isSampled = seq.numComputedTokens + numNewTokens === seq.numTokens;
+      rows.push({ seq, numNewTokens, isSampled });
+      budget -= numNewTokens;
+      const isDecode = numNewTokens === 1 && seq.numComputedTokens >= seq.numPromptTokens;
+      if (!isDecode) numPrefillTokens += numNewTokens;
+    };
+
+    for (let i = 0; i < this.running.length && budget > 0; i++) {
+      const seq = this.running[i];
+      const numNewTokens = Math.min(seq.numTokens - seq.numComputedTokens, budget);
+      if (numNewTokens <= 0) continue;
+      let isSchedulable = true;
+      while (!this.blockManager.appendSlots(seq.blockTable, seq.numComputedTokens + numNewTokens)) {
+        // Sequences after i are newer and not yet scheduled this step; the newest goes first.
+        const victim = this.running.pop() as Sequence;
+        this.preempt(victim);
+        preempted.push(victim);
+        if (victim === seq) {
+          isSchedulable = false;
+          break;
+        }
+      }
+      if (!isSchedulable) break;
+      addRow(seq, numNewTokens);
+    }
+
+    // Admitting new work while preempting would only thrash: wait for blocks to free up.
+    if (preempted.length === 0) {
+      while (this.waiting.length > 0 && this.running.length < this.limits.maxNumSeqs && budget > 0) {
+        const seq = this.waiting[0];
+        const numNewTokens = Math.min(seq.numTokens - seq.numComputedTokens, budget);
+        if (!this.blockManager.appendSlots(seq.blockTable, seq.numComputedTokens + numNewTokens)) break;
+        this.waiting.shift();
+        seq.status = 'running';
+        this.running.push(seq);
+        addRow(seq, numNewTokens);
+      }
+    }
+
+    const numTokens = this.limits.maxNumBatchedTokens - budget;
+    return { rows, numTokens, numPrefillTokens, preempted };
+  }
+
+  /**
+   * Removes finished sequences from both queues and frees their blocks. Called at a step
+   * boundary, so no step in flight still reads those blocks.
+   */
+  removeFinished(): void {
+    const keep = (seq: Sequence): boolean => {
+      if (!seq.isFinished) return true;
+      this.blockManager.free(seq.blockTable);
+      return false;
+    };
+    filterInPlace(this.running, keep);
+    filterInPlace(this.waiting, keep);
+  }
+
+  private preempt(seq: Sequence): void {
+    this.blockManager.free(seq.blockTable);
+    seq.numComputedTokens = 0;
+    seq.status = 'waiting';
+    seq.numPreemptions += 1;
+    this.numPreemptions += 1;
+    this.waiting.unshift(seq);
+  }
+}
+
+function filterInPlace<T>(items: T[], keep: (item: T) => boolean): void {
+  let n = 0;
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i];
+    if (keep(item)) items[n++] = item;
+  }
+  items.length = n;
+}

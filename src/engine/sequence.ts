@@ -1,0 +1,106 @@
+/**
+ * The state of one request inside the engine. The scheduler moves it between queues, the
+ * step loop appends its tokens, and the detokenizer's state travels on it (the workers are
+ * stateless). Everything else (streams, request ids) stays in engine.ts.
+ */
+import { initialDetokState, type DetokState } from '../workers/protocol.ts';
+import { seedToU64, type U64 } from './rng.ts';
+import type { FinishReason, SamplingParams, TokenLogprob } from './types.ts';
+
+export type SequenceStatus = 'waiting' | 'running' | 'finished';
+
+export class Sequence {
+  /** Prompt tokens, then output tokens. */
+  readonly tokenIds: number[];
+  readonly numPromptTokens: number;
+  /** Tokens whose keys and values are in the KV cache. */
+  numComputedTokens = 0;
+  /** Physical KV block ids, in order (owned by the BlockManager's accounting). */
+  readonly blockTable: number[] = [];
+  status: SequenceStatus = 'waiting';
+  finishReason: FinishReason | null = null;
+  /** The stop string or stop token id that ended it (finishReason 'stop'). */
+  stopReason: string | number | undefined = undefined;
+  /** 64-bit seed of the request's own random stream; null = the engine's stream. */
+  readonly seed: U64 | null;
+  /** Incremental detokenization state, owned by the workers (see src/workers/protocol.ts). */
+  detok: DetokState;
+  /** Output tokens already reported in a delta (their text emitted or held back). */
+  numReportedOutputTokens = 0;
+  /** True once the delta carrying finishReason was sent. */
+  isReported = false;
+  /** One entry per output token when params.logprobs != null. */
+  readonly logprobs: TokenLogprob[] | null;
+  numPreemptions = 0;
+  /** performance.now() stamps for metrics. */
+  readonly arrivalMs: number;
+  firstScheduledMs: number | null = null;
+  firstTokenMs: number | null = null;
+  finishedMs: number | null = null;
+  /** Set by the engine when prompt tokens + output would need more: min(maxModelLen, prompt + maxTokens). */
+  readonly maxNumTokens: number;
+
+  constructor(
+    readonly seqId: number,
+    readonly requestId: string,
+    promptTokenIds: readonly number[],
+    readonly params: Readonly<SamplingParams>,
+    maxModelLen: number,
+    nowMs: number,
+  ) {
+    this.tokenIds = promptTokenIds.slice();
+    this.numPromptTokens = promptTokenIds.length;
+    this.seed = params.seed === undefined ? null : seedToU64(params.seed);
+    this.detok = initialDetokState(promptTokenIds);
+    this.logprobs = params.logprobs === null ? null : [];
+    this.arrivalMs = nowMs;
+    this.maxNumTokens = Math.min(maxModelLen, this.numPromptTokens + params.maxTokens);
+  }
+
+  get numTokens(): number {
+    return this.tokenIds.length;
+  }
+
+  get numOutputTokens(): number {
+    return this.tokenIds.length - this.numPromptTokens;
+  }
+
+  get isFinished(): boolean {
+    return this.status === 'finished';
+  }
+
+  get promptTokenIds(): number[] {
+    return this.tokenIds.slice(0, this.numPromptTokens);
+  }
+
+  get outputTokenIds(): number[] {
+    return this.tokenIds.slice(this.numPromptTokens);
+  }
+
+  /** Whether any penalty differs from its neutral value (the row then ships its token history). */
+  get hasPenalties(): boolean {
+    const p = this.params;
+    return p.presencePenalty !== 0 || p.frequencyPenalty !== 0 || p.repetitionPenalty !== 1;
+  }
+
+  appendToken(tokenId: number, logprob: TokenLogprob | null): void {
+    this.tokenIds.push(tokenId);
+    if (this.logprobs && logprob) this.logprobs.push(logprob);
+  }
+
+  /** Drops output tokens past `numTokens` (a stop string ended the text earlier). */
+  truncate(numTokens: number): void {
+    if (numTokens >= this.tokenIds.length) return;
+    this.tokenIds.length = numTokens;
+    if (this.logprobs) this.logprobs.length = Math.max(0, numTokens - this.numPromptTokens);
+    this.numComputedTokens = Math.min(this.numComputedTokens, numTokens);
+  }
+
+  finish(reason: FinishReason, stopReason: string | number | undefined, nowMs: number): void {
+    if (this.status === 'finished') return;
+    this.status = 'finished';
+    this.finishReason = reason;
+    this.stopReason = stopReason;
+    this.finishedMs = nowMs;
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * Packs one scheduled step into the single step-batch buffer the executor reads
+ * (layout: src/engine/batch-layout.ts). Row s of the batch is scheduled row s; its tokens
+ * are the positions [numComputedTokens, numComputedTokens + numNewTokens) of its sequence:
+ *
+ *   inputIds/positions/slotMapping   seq 0 tokens | seq 1 tokens | ...     (numTokens)
+ *   queryStartLoc                    0, n0, n0+n1, ...                      (numSeqs + 1)
+ *   seqLens, isSampled, sampling and rng columns                           (numSeqs)
+ *   blockTables                      numSeqs rows of maxBlocksPerSeq, padded with 0
+ *   penalty columns                  token history of sampled rows with non-neutral penalties only
+ *
+ * The buffer is kept and reused while it is big enough (grown with headroom otherwise),
+ * so a steady decode loop allocates nothing here.
+ */
+import { batchByteLength, createBatch, type BatchShape, type BatchViews, type LogitsMode } from './batch-layout.ts';
+import { splitMix64At, type RngStream, type U64 } from './rng.ts';
+import type { ScheduledSeq } from './scheduler.ts';
+
+export interface PackedStep {
+  views: BatchViews;
+  shape: BatchShape;
+  /** Bytes of the buffer the batch uses (the buffer itself may be longer). */
+  byteLength: number;
+}
+
+export class StepBatchPacker {
+  private buffer: ArrayBuffer | null = null;
+  private readonly key: U64 = { hi: 0, lo: 0 };
+
+  constructor(
+    private readonly blockSize: number,
+    /** Keys of unseeded requests. */
+    private readonly rng: RngStream,
+    private readonly logitsMode: LogitsMode = 0,
+  ) {}
+
+  pack(rows: readonly ScheduledSeq[]): PackedStep {
+    const shape = this.shapeOf(rows);
+    const byteLength = batchByteLength(shape);
+    if (!this.buffer || this.buffer.byteLength < byteLength || this.buffer.byteLength === 0) {
+      // Headroom: prefill chunks vary step to step; don't reallocate for each.
+      this.buffer = new ArrayBuffer(Math.ceil((byteLength * 1.5) / 64) * 64);
+    }
+    const v = createBatch(shape, this.buffer);
+    const bs = this.blockSize;
+    let tokenIndex = 0;
+    let penaltyIndex = 0;
+    v.queryStartLoc[0] = 0;
+    v.penaltyOffsets[0] = 0;
+    for (let s = 0; s < rows.length; s++) {
+      const { seq, numNewTokens, isSampled } = rows[s];
+      const start = seq.numComputedTokens;
+      const end = start + numNewTokens;
+      const table = seq.blockTable;
+      for (let pos = start; pos < end; pos++) {
+        v.inputIds[tokenIndex] = seq.tokenIds[pos];
+        v.positions[tokenIndex] = pos;
+        v.slotMapping[tokenIndex] = table[Math.floor(pos / bs)] * bs + (pos % bs);
+        tokenIndex++;
+      }
+      v.queryStartLoc[s + 1] = tokenIndex;
+      v.seqLens[s] = end;
+      const numBlocks = Math.ceil(end / bs);
+      const rowStart = s * shape.maxBlocksPerSeq;
+      for (let b = 0; b < numBlocks; b++) v.blockTables[rowStart + b] = table[b];
+      v.isSampled[s] = isSampled ? 1 : 0;
+
+      const p = seq.params;
+      v.temperature[s] = p.temperature;
+      v.topK[s] = p.topK;
+      v.topP[s] = p.topP;
+      v.minP[s] = p.minP;
+      v.presencePenalty[s] = p.presencePenalty;
+      v.frequencyPenalty[s] = p.frequencyPenalty;
+      v.repetitionPenalty[s] = p.repetitionPenalty;
+      if (isSampled) {
+        if (seq.seed) splitMix64At(seq.seed, seq.numOutputTokens, this.key);
+        else this.rng.next(this.key);
+        v.rngKeyLo[s] = this.key.lo;
+        v.rngKeyHi[s] = this.key.hi;
+        v.numLogprobs[s] = p.logprobs ?? 0;
+        if (seq.hasPenalties) {
+          const ids = seq.tokenIds;
+          for (let i = 0; i < ids.length; i++) v.penaltyTokens[penaltyIndex++] = ids[i];
+          v.penaltyPromptLens[s] = seq.numPromptTokens;
+        }
+      }
+      v.penaltyOffsets[s + 1] = penaltyIndex;
+    }
+    return { views: v, shape, byteLength };
+  }
+
+  private shapeOf(rows: readonly ScheduledSeq[]): BatchShape {
+    let numTokens = 0;
+    let maxBlocksPerSeq = 0;
+    let maxTopLogprobs = 0;
+    let numPenaltyTokens = 0;
+    for (const { seq, numNewTokens, isSampled } of rows) {
+      numTokens += numNewTokens;
+      maxBlocksPerSeq = Math.max(maxBlocksPerSeq, Math.ceil((seq.numComputedTokens + numNewTokens) / this.blockSize));
+      if (!isSampled) continue;
+      maxTopLogprobs = Math.max(maxTopLogprobs, seq.params.logprobs ?? 0);
+      if (seq.hasPenalties) numPenaltyTokens += seq.numTokens;
+    }
+    return { numSeqs: rows.length, numTokens, maxBlocksPerSeq, maxTopLogprobs, logitsMode: this.logitsMode, numPenaltyTokens };
+  }
+}

@@ -1,0 +1,144 @@
+import { describe, expect, it } from 'vitest';
+import { BlockManager } from '../../src/engine/block-manager.ts';
+import { Scheduler } from '../../src/engine/scheduler.ts';
+import { completeStep, makeSeq } from './helpers.ts';
+
+function setup(numBlocks: number, blockSize: number, maxNumSeqs: number, maxNumBatchedTokens: number) {
+  const blockManager = new BlockManager(numBlocks, blockSize);
+  const scheduler = new Scheduler({ maxNumSeqs, maxNumBatchedTokens }, blockManager);
+  return { blockManager, scheduler };
+}
+
+describe('Scheduler', () => {
+  it('admits FCFS within the token budget and samples only rows that reach their end', () => {
+    const { scheduler } = setup(100, 4, 8, 20);
+    const a = makeSeq(8);
+    const b = makeSeq(8);
+    const c = makeSeq(8);
+    [a, b, c].forEach((s) => scheduler.add(s));
+    const out = scheduler.schedule();
+    expect(out.rows.map((r) => [r.seq, r.numNewTokens, r.isSampled])).toEqual([
+      [a, 8, true],
+      [b, 8, true],
+      [c, 4, false],
+    ]);
+    expect(out.numTokens).toBe(20);
+    expect(out.numPrefillTokens).toBe(20);
+    completeStep(out);
+    // Running first: a and b decode one token each, c finishes its prompt and samples.
+    const next = scheduler.schedule();
+    expect(next.rows.map((r) => [r.seq, r.numNewTokens, r.isSampled])).toEqual([
+      [a, 1, true],
+      [b, 1, true],
+      [c, 4, true],
+    ]);
+    expect(next.numPrefillTokens).toBe(4);
+  });
+
+  it('splits a prompt longer than the budget into chunks over several steps', () => {
+    const { scheduler } = setup(100, 4, 8, 16);
+    const long = makeSeq(50);
+    scheduler.add(long);
+    const chunks: number[] = [];
+    for (let step = 0; step < 4; step++) {
+      const out = scheduler.schedule();
+      expect(out.numTokens).toBeLessThanOrEqual(16);
+      expect(out.rows).toHaveLength(1);
+      chunks.push(out.rows[0].numNewTokens);
+      expect(out.rows[0].isSampled).toBe(step === 3);
+      completeStep(out);
+    }
+    expect(chunks).toEqual([16, 16, 16, 2]);
+    expect(long.numOutputTokens).toBe(1);
+    expect(long.blockTable.length).toBe(Math.ceil(50 / 4));
+  });
+
+  it('never exceeds maxNumSeqs or the token budget under random load', () => {
+    const { scheduler, blockManager } = setup(400, 8, 5, 64);
+    const seqs = Array.from({ length: 40 }, (_, i) => makeSeq(1 + ((i * 37) % 90), { maxTokens: 5 }));
+    seqs.forEach((s) => scheduler.add(s));
+    let steps = 0;
+    while (scheduler.hasWork) {
+      const out = scheduler.schedule();
+      expect(out.rows.length).toBeLessThanOrEqual(5);
+      expect(scheduler.running.length).toBeLessThanOrEqual(5);
+      expect(out.numTokens).toBeLessThanOrEqual(64);
+      expect(out.numTokens).toBe(out.rows.reduce((n, r) => n + r.numNewTokens, 0));
+      expect(out.rows.length).toBeGreaterThan(0);
+      completeStep(out);
+      for (const r of out.rows) if (r.seq.numOutputTokens >= 5) r.seq.finish('length', undefined, 0);
+      scheduler.removeFinished();
+      steps++;
+    }
+    expect(steps).toBeGreaterThan(0);
+    expect(seqs.every((s) => s.numOutputTokens === 5)).toBe(true);
+    expect(blockManager.numFree).toBe(400);
+  });
+
+  it('admits in arrival order: a later short prompt never overtakes an earlier one', () => {
+    const { scheduler } = setup(6, 4, 8, 100);
+    const big = makeSeq(16); // 4 blocks
+    const blocker = makeSeq(12); // 3 blocks: does not fit beside big
+    const small = makeSeq(2); // would fit, but arrived after blocker
+    [big, blocker, small].forEach((s) => scheduler.add(s));
+    const out = scheduler.schedule();
+    expect(out.rows.map((r) => r.seq)).toEqual([big]);
+    expect(scheduler.waiting).toEqual([blocker, small]);
+  });
+
+  it('preempts the newest running sequence when blocks run out, and recomputes it later', () => {
+    const { scheduler, blockManager } = setup(6, 4, 8, 100);
+    const old = makeSeq(8); // 2 blocks
+    const mid = makeSeq(8);
+    const newest = makeSeq(8);
+    [old, mid, newest].forEach((s) => scheduler.add(s));
+    completeStep(scheduler.schedule());
+    expect(blockManager.numFree).toBe(0);
+    // Each now holds 9 tokens and needs a third block: old and mid get one by evicting newest.
+    const out = scheduler.schedule();
+    expect(out.preempted).toEqual([newest]);
+    expect(out.rows.map((r) => r.seq)).toEqual([old, mid]);
+    expect(newest.numComputedTokens).toBe(0);
+    expect(newest.blockTable).toEqual([]);
+    expect(newest.status).toBe('waiting');
+    expect(scheduler.waiting[0]).toBe(newest);
+    expect(scheduler.numPreemptions).toBe(1);
+    completeStep(out);
+    old.finish('stop', undefined, 0);
+    scheduler.removeFinished();
+    // The preempted one comes back and recomputes prompt + its output token in one chunk.
+    const back = scheduler.schedule();
+    const row = back.rows.find((r) => r.seq === newest);
+    expect(row?.numNewTokens).toBe(9);
+    expect(row?.isSampled).toBe(true);
+  });
+
+  it('preempts a sequence itself when it is the only one left and cannot grow', () => {
+    const { scheduler } = setup(2, 4, 8, 100);
+    const a = makeSeq(4);
+    const b = makeSeq(4);
+    scheduler.add(a);
+    scheduler.add(b);
+    completeStep(scheduler.schedule());
+    const out = scheduler.schedule();
+    expect(out.preempted).toEqual([b]);
+    expect(out.rows.map((r) => r.seq)).toEqual([a]);
+    expect(scheduler.waiting).toEqual([b]);
+  });
+
+  it('frees the blocks of finished sequences, waiting or running', () => {
+    const { scheduler, blockManager } = setup(10, 4, 1, 100);
+    const a = makeSeq(5);
+    const b = makeSeq(5);
+    scheduler.add(a);
+    scheduler.add(b);
+    completeStep(scheduler.schedule());
+    expect(scheduler.running).toEqual([a]);
+    expect(blockManager.numFree).toBe(8);
+    a.finish('abort', undefined, 0);
+    b.finish('abort', undefined, 0);
+    scheduler.removeFinished();
+    expect(scheduler.hasWork).toBe(false);
+    expect(blockManager.numFree).toBe(10);
+  });
+});
