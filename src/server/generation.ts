@@ -1,0 +1,157 @@
+/**
+ * One API request's generation: its choices (prompts × n) queued in the engine, their delta
+ * streams merged in arrival order, usage counted, latencies observed, and every unfinished
+ * choice aborted when the consumer goes away (client disconnect) or asks to.
+ */
+import type { EngineClient, RequestDelta, SamplingParams } from '../engine/types.ts';
+import type { ServerMetrics } from './metrics.ts';
+
+export interface ChoiceSpec {
+  /** Which prompt of the request (completions accept several). */
+  promptIndex: number;
+  promptTokenIds: number[];
+  params: SamplingParams;
+}
+
+export interface ChoiceEvent {
+  /** The OpenAI choice index: promptIndex * n + sample index, as vLLM numbers them. */
+  index: number;
+  delta: RequestDelta;
+  /** True for this choice's first event (chat sends the assistant role with it). */
+  isFirst: boolean;
+}
+
+interface ChoiceState {
+  index: number;
+  requestId: string;
+  promptIndex: number;
+  iterator: AsyncIterator<RequestDelta>;
+  isFinished: boolean;
+  numEvents: number;
+  numTokens: number;
+  lastTokenMs: number | null;
+}
+
+export class GenerationJob {
+  readonly #engine: EngineClient;
+  readonly #metrics: ServerMetrics;
+  readonly #choices: ChoiceState[];
+  readonly #numPromptTokens: number;
+  readonly #arrivalMs: number;
+
+  private constructor(engine: EngineClient, metrics: ServerMetrics, choices: ChoiceState[], numPromptTokens: number, arrivalMs: number) {
+    this.#engine = engine;
+    this.#metrics = metrics;
+    this.#choices = choices;
+    this.#numPromptTokens = numPromptTokens;
+    this.#arrivalMs = arrivalMs;
+  }
+
+  /**
+   * Queues every choice; if the engine refuses one, the already queued ones are aborted and the
+   * refusal is rethrown, so the client gets one error and the engine keeps nothing.
+   */
+  static async start(
+    engine: EngineClient,
+    metrics: ServerMetrics,
+    baseRequestId: string,
+    specs: ChoiceSpec[],
+    arrivalMs: number,
+  ): Promise<GenerationJob> {
+    const requestIds = specs.map((spec, index) => `${baseRequestId}-${spec.promptIndex}-${index}`);
+    const settled = await Promise.allSettled(
+      specs.map((spec, index) => engine.addRequest(requestIds[index], { promptTokenIds: spec.promptTokenIds }, spec.params)),
+    );
+    const refusal = settled.find((result) => result.status === 'rejected');
+    if (refusal) {
+      settled.forEach((result, index) => {
+        if (result.status === 'fulfilled') engine.abort(requestIds[index]);
+      });
+      throw refusal.reason;
+    }
+    const choices = settled.map((result, index): ChoiceState => ({
+      index,
+      requestId: requestIds[index],
+      promptIndex: specs[index].promptIndex,
+      iterator: (result as PromiseFulfilledResult<AsyncIterable<RequestDelta>>).value[Symbol.asyncIterator](),
+      isFinished: false,
+      numEvents: 0,
+      numTokens: 0,
+      lastTokenMs: null,
+    }));
+    const seenPrompts = new Set<number>();
+    let numPromptTokens = 0;
+    for (const spec of specs) {
+      if (seenPrompts.has(spec.promptIndex)) continue;
+      seenPrompts.add(spec.promptIndex);
+      numPromptTokens += spec.promptTokenIds.length;
+    }
+    metrics.addPromptTokens(numPromptTokens);
+    return new GenerationJob(engine, metrics, choices, numPromptTokens, arrivalMs);
+  }
+
+  get numChoices(): number {
+    return this.#choices.length;
+  }
+
+  /** Prompt tokens counted once per prompt (not per sample), completion tokens over all choices. */
+  get usage(): { promptTokens: number; completionTokens: number } {
+    const completionTokens = this.#choices.reduce((sum, choice) => sum + choice.numTokens, 0);
+    return { promptTokens: this.#numPromptTokens, completionTokens };
+  }
+
+  /**
+   * Every choice's deltas as they arrive; each choice ends with exactly one delta carrying
+   * finishReason. Leaving the loop early (return/throw) aborts what is unfinished.
+   */
+  async *events(): AsyncGenerator<ChoiceEvent> {
+    type Pulled = { choice: ChoiceState; result: IteratorResult<RequestDelta> };
+    const pending = new Map<ChoiceState, Promise<Pulled>>();
+    const pull = (choice: ChoiceState): void => {
+      pending.set(choice, choice.iterator.next().then((result) => ({ choice, result })));
+    };
+    try {
+      for (const choice of this.#choices) pull(choice);
+      while (pending.size > 0) {
+        const { choice, result } = await Promise.race(pending.values());
+        pending.delete(choice);
+        // A stream that ends without a finish reason still owes the client one.
+        const delta: RequestDelta = result.done
+          ? { requestId: choice.requestId, text: '', tokenIds: [], finishReason: 'abort' }
+          : result.value;
+        this.#observe(choice, delta);
+        yield { index: choice.index, delta, isFirst: choice.numEvents++ === 0 };
+        if (delta.finishReason) {
+          choice.isFinished = true;
+          // Lets the engine's stream run its cleanup; nothing more is read from it.
+          void choice.iterator.return?.()?.catch(() => {});
+        } else {
+          pull(choice);
+        }
+      }
+    } finally {
+      this.abort();
+    }
+  }
+
+  /** Aborts every unfinished choice (the engine frees their blocks at its next step). */
+  abort(): void {
+    for (const choice of this.#choices) {
+      if (choice.isFinished) continue;
+      choice.isFinished = true;
+      this.#engine.abort(choice.requestId);
+    }
+  }
+
+  #observe(choice: ChoiceState, delta: RequestDelta): void {
+    const nowMs = performance.now();
+    const numNewTokens = delta.tokenIds.length;
+    if (numNewTokens > 0) {
+      if (choice.lastTokenMs === null) this.#metrics.observeFirstToken((nowMs - this.#arrivalMs) / 1000);
+      else this.#metrics.observeTokenGap((nowMs - choice.lastTokenMs) / 1000, numNewTokens);
+      choice.lastTokenMs = nowMs;
+      choice.numTokens += numNewTokens;
+    }
+    if (delta.finishReason) this.#metrics.observeFinished((nowMs - this.#arrivalMs) / 1000, choice.numTokens);
+  }
+}

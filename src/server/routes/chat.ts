@@ -1,0 +1,141 @@
+/** POST /v1/chat/completions: chat through the model's template, streamed (SSE) or whole. */
+import { randomUUID } from 'node:crypto';
+import { Hono } from 'hono';
+import type { FinishReason } from '../../engine/types.ts';
+import { type AppContext, resolveModelName } from '../context.ts';
+import { badRequest } from '../errors.ts';
+import { type ChoiceEvent, GenerationJob } from '../generation.ts';
+import { type ChatTokenLogprob, chatLogprobs } from '../logprobs.ts';
+import { resolveChatPrompt } from '../prompt.ts';
+import { parseJsonBody } from '../request-body.ts';
+import { paramsForSample, resolveMaxTokens, toSamplingParams } from '../sampling.ts';
+import { chatRequestSchema } from '../schemas.ts';
+import { streamJob } from '../sse.ts';
+
+/** Per-choice state while a job runs: whether the role went out, accumulated output. */
+class ChatChoices {
+  readonly texts: string[];
+  readonly logprobs: ChatTokenLogprob[][];
+  readonly finishReasons: (FinishReason | null)[];
+  readonly stopReasons: (string | number | null)[];
+  readonly hasSentRole: boolean[];
+
+  constructor(
+    private readonly ctx: AppContext,
+    numChoices: number,
+    /** top_logprobs when logprobs were asked for, else null. */
+    private readonly numTopLogprobs: number | null,
+  ) {
+    this.texts = Array.from({ length: numChoices }, () => '');
+    this.logprobs = Array.from({ length: numChoices }, () => []);
+    this.finishReasons = Array.from({ length: numChoices }, () => null);
+    this.stopReasons = Array.from({ length: numChoices }, () => null);
+    this.hasSentRole = Array.from({ length: numChoices }, () => false);
+  }
+
+  async apply(event: ChoiceEvent): Promise<ChatTokenLogprob[] | null> {
+    const { index, delta } = event;
+    this.texts[index] += delta.text;
+    let logprobs: ChatTokenLogprob[] | null = null;
+    if (this.numTopLogprobs !== null && delta.logprobs && delta.logprobs.length > 0) {
+      logprobs = await chatLogprobs(delta.logprobs, this.ctx.tokenText, this.numTopLogprobs);
+      this.logprobs[index].push(...logprobs);
+    }
+    if (delta.finishReason) {
+      this.finishReasons[index] = delta.finishReason;
+      this.stopReasons[index] = delta.stopReason ?? null;
+    }
+    return logprobs;
+  }
+}
+
+export function chatRoutes(ctx: AppContext): Hono {
+  const routes = new Hono();
+  routes.post('/v1/chat/completions', async (c) => {
+    const arrivalMs = performance.now();
+    const body = await parseJsonBody(c, chatRequestSchema);
+    const model = resolveModelName(ctx, body.model);
+    if (body.top_logprobs !== null && body.top_logprobs !== undefined && !body.logprobs) {
+      throw badRequest('top_logprobs requires logprobs to be true', 'top_logprobs', 'invalid_value');
+    }
+    const numTopLogprobs = body.logprobs ? (body.top_logprobs ?? 0) : null;
+    const prompt = await resolveChatPrompt(ctx.engine, body.messages, body.add_generation_prompt ?? true);
+    const maxTokens = resolveMaxTokens({
+      requestedMaxTokens: body.max_completion_tokens ?? body.max_tokens ?? null,
+      // vLLM's chat default: whatever the context has left.
+      defaultMaxTokens: Number.POSITIVE_INFINITY,
+      numPromptTokens: prompt.tokenIds.length,
+      maxModelLen: ctx.engine.maxModelLen,
+      promptParam: 'messages',
+      maxTokensParam: body.max_completion_tokens ? 'max_completion_tokens' : 'max_tokens',
+    });
+    const params = toSamplingParams(body, maxTokens, numTopLogprobs, ctx.engine.vocabSize);
+    const n = body.n ?? 1;
+    const specs = Array.from({ length: n }, (_, sampleIndex) => ({
+      promptIndex: 0,
+      promptTokenIds: prompt.tokenIds,
+      params: paramsForSample(params, sampleIndex),
+    }));
+    const release = ctx.lifecycle.begin();
+    let job: GenerationJob;
+    try {
+      job = await GenerationJob.start(ctx.engine, ctx.metrics, `chatcmpl-${randomUUID()}`, specs, arrivalMs);
+    } catch (err) {
+      release();
+      throw err;
+    }
+    const id = `chatcmpl-${randomUUID().replaceAll('-', '')}`;
+    const created = Math.floor(Date.now() / 1000);
+    const choices = new ChatChoices(ctx, n, numTopLogprobs);
+    const usageOf = () => {
+      const usage = job.usage;
+      return { prompt_tokens: usage.promptTokens, completion_tokens: usage.completionTokens, total_tokens: usage.promptTokens + usage.completionTokens };
+    };
+
+    if (body.stream) {
+      return streamJob(job, {
+        async chunkOf(event) {
+          const logprobs = await choices.apply(event);
+          const { index, delta } = event;
+          const finishReason = delta.finishReason ?? null;
+          if (delta.text === '' && logprobs === null && finishReason === null) return null;
+          // The role goes out with the choice's first token, never in a chunk of its own.
+          const role = choices.hasSentRole[index] ? {} : { role: 'assistant' as const };
+          choices.hasSentRole[index] = true;
+          return {
+            id, object: 'chat.completion.chunk', created, model,
+            choices: [{
+              index,
+              delta: { ...role, content: delta.text },
+              logprobs: logprobs === null ? null : { content: logprobs },
+              finish_reason: finishReason,
+              stop_reason: finishReason ? (delta.stopReason ?? null) : null,
+            }],
+          };
+        },
+        usageChunk: body.stream_options?.include_usage ? () => ({ id, object: 'chat.completion.chunk', created, model, choices: [], usage: usageOf() }) : null,
+      }, { signal: c.req.raw.signal, describeError: ctx.describeError, onEnd: release });
+    }
+
+    const onAbort = () => job.abort();
+    c.req.raw.signal.addEventListener('abort', onAbort);
+    try {
+      for await (const event of job.events()) await choices.apply(event);
+    } finally {
+      c.req.raw.signal.removeEventListener('abort', onAbort);
+      release();
+    }
+    return c.json({
+      id, object: 'chat.completion', created, model,
+      choices: choices.texts.map((text, index) => ({
+        index,
+        message: { role: 'assistant', content: text },
+        logprobs: numTopLogprobs === null ? null : { content: choices.logprobs[index] },
+        finish_reason: choices.finishReasons[index],
+        stop_reason: choices.stopReasons[index],
+      })),
+      usage: usageOf(),
+    });
+  });
+  return routes;
+}

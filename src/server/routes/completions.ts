@@ -1,0 +1,151 @@
+/** POST /v1/completions: text completions, streamed (SSE) or whole. */
+import { randomUUID } from 'node:crypto';
+import { Hono } from 'hono';
+import type { FinishReason } from '../../engine/types.ts';
+import { type AppContext, resolveModelName } from '../context.ts';
+import { badRequest } from '../errors.ts';
+import { type ChoiceEvent, type ChoiceSpec, GenerationJob } from '../generation.ts';
+import { type CompletionLogprobs, completionLogprobs, mergeCompletionLogprobs } from '../logprobs.ts';
+import { type ResolvedPrompt, resolveCompletionPrompts } from '../prompt.ts';
+import { parseJsonBody } from '../request-body.ts';
+import { paramsForSample, resolveMaxTokens, toSamplingParams } from '../sampling.ts';
+import { type CompletionRequest, completionRequestSchema } from '../schemas.ts';
+import { streamJob } from '../sse.ts';
+
+/** vLLM's default for /v1/completions when max_tokens is not given. */
+const DEFAULT_COMPLETION_MAX_TOKENS = 16;
+
+function buildSpecs(ctx: AppContext, body: CompletionRequest, prompts: ResolvedPrompt[]): ChoiceSpec[] {
+  const n = body.n ?? 1;
+  const logprobs = body.logprobs ?? null;
+  return prompts.flatMap((prompt, promptIndex) => {
+    const maxTokens = resolveMaxTokens({
+      requestedMaxTokens: body.max_tokens ?? null,
+      defaultMaxTokens: DEFAULT_COMPLETION_MAX_TOKENS,
+      numPromptTokens: prompt.tokenIds.length,
+      maxModelLen: ctx.engine.maxModelLen,
+      promptParam: 'prompt',
+      maxTokensParam: 'max_tokens',
+    });
+    const params = toSamplingParams(body, maxTokens, logprobs, ctx.engine.vocabSize);
+    return Array.from({ length: n }, (_, sampleIndex) => ({
+      promptIndex,
+      promptTokenIds: prompt.tokenIds,
+      params: paramsForSample(params, sampleIndex),
+    }));
+  });
+}
+
+/** Per-choice state while a job runs: echo prefix, logprob offsets, accumulated output. */
+class CompletionChoices {
+  readonly #echoTexts: (string | null)[];
+  readonly #textOffsets: number[];
+  readonly texts: string[];
+  readonly logprobs: CompletionLogprobs[][];
+  readonly finishReasons: (FinishReason | null)[];
+  readonly stopReasons: (string | number | null)[];
+
+  constructor(
+    private readonly ctx: AppContext,
+    echoTexts: (string | null)[],
+    private readonly wantsLogprobs: boolean,
+  ) {
+    this.#echoTexts = echoTexts;
+    this.#textOffsets = echoTexts.map((text) => text?.length ?? 0);
+    this.texts = echoTexts.map(() => '');
+    this.logprobs = echoTexts.map(() => []);
+    this.finishReasons = echoTexts.map(() => null);
+    this.stopReasons = echoTexts.map(() => null);
+  }
+
+  /** Applies one event; returns this event's text and logprobs (echo prepended on the first). */
+  async apply(event: ChoiceEvent): Promise<{ text: string; logprobs: CompletionLogprobs | null }> {
+    const { index, delta } = event;
+    const echo = event.isFirst ? (this.#echoTexts[index] ?? '') : '';
+    const text = echo + delta.text;
+    this.texts[index] += text;
+    let logprobs: CompletionLogprobs | null = null;
+    if (this.wantsLogprobs && delta.logprobs && delta.logprobs.length > 0) {
+      const result = await completionLogprobs(delta.logprobs, this.ctx.tokenText, this.#textOffsets[index]);
+      this.#textOffsets[index] = result.nextTextOffset;
+      logprobs = result.logprobs;
+      this.logprobs[index].push(logprobs);
+    }
+    if (delta.finishReason) {
+      this.finishReasons[index] = delta.finishReason;
+      this.stopReasons[index] = delta.stopReason ?? null;
+    }
+    return { text, logprobs };
+  }
+}
+
+export function completionsRoutes(ctx: AppContext): Hono {
+  const routes = new Hono();
+  routes.post('/v1/completions', async (c) => {
+    const arrivalMs = performance.now();
+    const body = await parseJsonBody(c, completionRequestSchema);
+    const model = resolveModelName(ctx, body.model);
+    if (body.echo && body.logprobs !== null && body.logprobs !== undefined) {
+      throw badRequest('echo together with logprobs is not supported (prompt logprobs are not computed)', 'echo', 'unsupported');
+    }
+    const prompts = await resolveCompletionPrompts(ctx.engine, body.prompt);
+    const specs = buildSpecs(ctx, body, prompts);
+    const echoTexts = await Promise.all(
+      specs.map(async (spec) => {
+        if (!body.echo) return null;
+        return prompts[spec.promptIndex].text ?? (await ctx.engine.detokenize(spec.promptTokenIds));
+      }),
+    );
+    const release = ctx.lifecycle.begin();
+    let job: GenerationJob;
+    try {
+      job = await GenerationJob.start(ctx.engine, ctx.metrics, `cmpl-${randomUUID()}`, specs, arrivalMs);
+    } catch (err) {
+      release();
+      throw err;
+    }
+    const id = `cmpl-${randomUUID().replaceAll('-', '')}`;
+    const created = Math.floor(Date.now() / 1000);
+    const choices = new CompletionChoices(ctx, echoTexts, body.logprobs !== null && body.logprobs !== undefined);
+    const usageOf = () => {
+      const usage = job.usage;
+      return { prompt_tokens: usage.promptTokens, completion_tokens: usage.completionTokens, total_tokens: usage.promptTokens + usage.completionTokens };
+    };
+
+    if (body.stream) {
+      return streamJob(job, {
+        async chunkOf(event) {
+          const { text, logprobs } = await choices.apply(event);
+          const finishReason = event.delta.finishReason ?? null;
+          if (text === '' && logprobs === null && finishReason === null) return null;
+          return {
+            id, object: 'text_completion', created, model,
+            choices: [{ index: event.index, text, logprobs, finish_reason: finishReason, stop_reason: finishReason ? (event.delta.stopReason ?? null) : null }],
+          };
+        },
+        usageChunk: body.stream_options?.include_usage ? () => ({ id, object: 'text_completion', created, model, choices: [], usage: usageOf() }) : null,
+      }, { signal: c.req.raw.signal, describeError: ctx.describeError, onEnd: release });
+    }
+
+    const onAbort = () => job.abort();
+    c.req.raw.signal.addEventListener('abort', onAbort);
+    try {
+      for await (const event of job.events()) await choices.apply(event);
+    } finally {
+      c.req.raw.signal.removeEventListener('abort', onAbort);
+      release();
+    }
+    return c.json({
+      id, object: 'text_completion', created, model,
+      choices: choices.texts.map((text, index) => ({
+        index,
+        text,
+        logprobs: choices.logprobs[index].length > 0 ? mergeCompletionLogprobs(choices.logprobs[index]) : null,
+        finish_reason: choices.finishReasons[index],
+        stop_reason: choices.stopReasons[index],
+      })),
+      usage: usageOf(),
+    });
+  });
+  return routes;
+}

@@ -1,0 +1,113 @@
+/**
+ * OpenAI/vLLM request fields → the engine's SamplingParams, with the checks that need the prompt:
+ * context length (prompt + max_tokens ≤ max_model_len), ids inside the vocabulary, min ≤ max.
+ * Everything here runs before a stream's first byte, so every refusal is a clean 400.
+ */
+import { DEFAULT_SAMPLING_PARAMS, type SamplingParams } from '../engine/types.ts';
+import { badRequest } from './errors.ts';
+
+/** The sampling fields both endpoints share (see schemas.ts), already type-checked. */
+export interface SamplingFields {
+  temperature?: number | null;
+  top_p?: number | null;
+  top_k?: number | null;
+  min_p?: number | null;
+  stop?: string | string[] | null;
+  stop_token_ids?: number[] | null;
+  seed?: number | null;
+  presence_penalty?: number | null;
+  frequency_penalty?: number | null;
+  repetition_penalty?: number | null;
+  ignore_eos?: boolean | null;
+  min_tokens?: number | null;
+  include_stop_str_in_output?: boolean | null;
+  skip_special_tokens?: boolean | null;
+  spaces_between_special_tokens?: boolean | null;
+}
+
+export interface TokenBudget {
+  /** max_tokens as asked (chat: max_completion_tokens wins), or null. */
+  requestedMaxTokens: number | null;
+  /** Used when none is asked: 16 for completions, Infinity (= the rest of the context) for chat. */
+  defaultMaxTokens: number;
+  numPromptTokens: number;
+  maxModelLen: number;
+  /** 'prompt' or 'messages': named in the error when the prompt alone is too long. */
+  promptParam: string;
+  maxTokensParam: string;
+}
+
+function contextLengthError(budget: TokenBudget, numRequested: number, maxTokens: number, param: string): Error {
+  return badRequest(
+    `This model's maximum context length is ${budget.maxModelLen} tokens. However, you requested ` +
+      `${numRequested} tokens (${budget.numPromptTokens} in the ${budget.promptParam}, ${maxTokens} in the completion). ` +
+      `Please reduce the length of the ${budget.promptParam} or completion.`,
+    param,
+    'context_length_exceeded',
+  );
+}
+
+/** Resolves max_tokens: explicit values must fit the context; defaults shrink to what is left. */
+export function resolveMaxTokens(budget: TokenBudget): number {
+  const numLeft = budget.maxModelLen - budget.numPromptTokens;
+  if (numLeft < 1) {
+    throw contextLengthError(budget, budget.numPromptTokens + 1, 1, budget.promptParam);
+  }
+  if (budget.requestedMaxTokens === null) return Math.min(budget.defaultMaxTokens, numLeft);
+  if (budget.requestedMaxTokens > numLeft) {
+    throw contextLengthError(budget, budget.numPromptTokens + budget.requestedMaxTokens, budget.requestedMaxTokens, budget.maxTokensParam);
+  }
+  return budget.requestedMaxTokens;
+}
+
+export function checkTokenIdsInVocab(tokenIds: readonly number[], vocabSize: number, param: string): void {
+  const outside = tokenIds.find((id) => id >= vocabSize);
+  if (outside !== undefined) {
+    throw badRequest(`token id ${outside} is out of vocabulary (vocab_size ${vocabSize})`, param, 'invalid_value');
+  }
+}
+
+export function toSamplingParams(
+  fields: SamplingFields,
+  maxTokens: number,
+  logprobs: number | null,
+  vocabSize: number,
+): SamplingParams {
+  const minTokens = fields.min_tokens ?? DEFAULT_SAMPLING_PARAMS.minTokens;
+  if (minTokens > maxTokens) {
+    throw badRequest(`min_tokens (${minTokens}) must not exceed max_tokens (${maxTokens})`, 'min_tokens', 'invalid_value');
+  }
+  const stopTokenIds = fields.stop_token_ids ?? [];
+  checkTokenIdsInVocab(stopTokenIds, vocabSize, 'stop_token_ids');
+  const stop = typeof fields.stop === 'string' ? [fields.stop] : (fields.stop ?? []);
+  if (stop.some((s) => s.length === 0)) throw badRequest('stop strings must not be empty', 'stop', 'invalid_value');
+  const topK = fields.top_k ?? DEFAULT_SAMPLING_PARAMS.topK;
+  return {
+    maxTokens,
+    minTokens,
+    temperature: fields.temperature ?? DEFAULT_SAMPLING_PARAMS.temperature,
+    topP: fields.top_p ?? DEFAULT_SAMPLING_PARAMS.topP,
+    topK: topK === -1 ? 0 : topK,
+    minP: fields.min_p ?? DEFAULT_SAMPLING_PARAMS.minP,
+    presencePenalty: fields.presence_penalty ?? DEFAULT_SAMPLING_PARAMS.presencePenalty,
+    frequencyPenalty: fields.frequency_penalty ?? DEFAULT_SAMPLING_PARAMS.frequencyPenalty,
+    repetitionPenalty: fields.repetition_penalty ?? DEFAULT_SAMPLING_PARAMS.repetitionPenalty,
+    seed: fields.seed ?? undefined,
+    stop,
+    stopTokenIds,
+    includeStopStrInOutput: fields.include_stop_str_in_output ?? DEFAULT_SAMPLING_PARAMS.includeStopStrInOutput,
+    ignoreEos: fields.ignore_eos ?? DEFAULT_SAMPLING_PARAMS.ignoreEos,
+    logprobs,
+    skipSpecialTokens: fields.skip_special_tokens ?? DEFAULT_SAMPLING_PARAMS.skipSpecialTokens,
+    spacesBetweenSpecialTokens: fields.spaces_between_special_tokens ?? DEFAULT_SAMPLING_PARAMS.spacesBetweenSpecialTokens,
+  };
+}
+
+/**
+ * The params of sample i of n: a seeded request gives each sample its own seed (seed + i), so the
+ * n samples differ yet the whole request stays reproducible.
+ */
+export function paramsForSample(params: SamplingParams, sampleIndex: number): SamplingParams {
+  if (params.seed === undefined || sampleIndex === 0) return params;
+  return { ...params, seed: params.seed + sampleIndex };
+}

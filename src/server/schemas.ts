@@ -1,0 +1,88 @@
+/**
+ * Request bodies of the OpenAI-compatible endpoints, as zod schemas. Field names and ranges follow
+ * vLLM's protocol; unknown fields are stripped (ignored), as OpenAI clients send extras freely.
+ * Checks that need more than one field (min_tokens ≤ max_tokens, context length) live in sampling.ts.
+ */
+import { z } from 'zod';
+
+/** vLLM caps the alternatives per token at 20, as OpenAI does. */
+export const MAX_TOP_LOGPROBS = 20;
+/** Guards the server against one request fanning out into thousands of sequences. */
+export const MAX_N = 128;
+
+const tokenId = z.number().int().min(0, { error: 'token ids must be non-negative integers' });
+
+/** Fields shared by /v1/completions and /v1/chat/completions. */
+const samplingFields = {
+  model: z.string().nullish(),
+  max_tokens: z.number().int().min(1, { error: 'max_tokens must be at least 1' }).nullish(),
+  temperature: z.number().min(0, { error: 'temperature must be non-negative' }).nullish(),
+  top_p: z.number().gt(0, { error: 'top_p must be in (0, 1]' }).max(1, { error: 'top_p must be in (0, 1]' }).nullish(),
+  top_k: z.number().int().min(-1, { error: 'top_k must be -1 (disable) or at least 1' }).nullish(),
+  min_p: z.number().min(0, { error: 'min_p must be in [0, 1]' }).max(1, { error: 'min_p must be in [0, 1]' }).nullish(),
+  n: z.number().int().min(1, { error: 'n must be at least 1' }).max(MAX_N, { error: `n must be at most ${MAX_N}` }).nullish(),
+  stop: z.union([z.string(), z.array(z.string())]).nullish(),
+  stop_token_ids: z.array(tokenId).nullish(),
+  seed: z.number().int().min(0, { error: 'seed must be a non-negative integer' }).max(Number.MAX_SAFE_INTEGER).nullish(),
+  presence_penalty: z.number().min(-2, { error: 'presence_penalty must be in [-2, 2]' }).max(2, { error: 'presence_penalty must be in [-2, 2]' }).nullish(),
+  frequency_penalty: z.number().min(-2, { error: 'frequency_penalty must be in [-2, 2]' }).max(2, { error: 'frequency_penalty must be in [-2, 2]' }).nullish(),
+  repetition_penalty: z.number().gt(0, { error: 'repetition_penalty must be in (0, 2]' }).max(2, { error: 'repetition_penalty must be in (0, 2]' }).nullish(),
+  ignore_eos: z.boolean().nullish(),
+  min_tokens: z.number().int().min(0, { error: 'min_tokens must be non-negative' }).nullish(),
+  include_stop_str_in_output: z.boolean().nullish(),
+  skip_special_tokens: z.boolean().nullish(),
+  spaces_between_special_tokens: z.boolean().nullish(),
+  stream: z.boolean().nullish(),
+  stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
+  user: z.string().nullish(),
+};
+
+const promptSchema = z.union([
+  z.string(),
+  z.array(z.string()).min(1, { error: 'prompt must not be an empty list' }),
+  z.array(tokenId).min(1, { error: 'prompt must not be an empty list' }),
+  z.array(z.array(tokenId).min(1, { error: 'a token-id prompt must not be empty' })).min(1, { error: 'prompt must not be an empty list' }),
+], { error: 'prompt must be a string, a list of strings, a list of token ids or a list of token-id lists' });
+
+export const completionRequestSchema = z.object({
+  ...samplingFields,
+  prompt: promptSchema,
+  logprobs: z.number().int().min(0, { error: 'logprobs must be in [0, 20]' }).max(MAX_TOP_LOGPROBS, { error: `logprobs must be in [0, ${MAX_TOP_LOGPROBS}]` }).nullish(),
+  echo: z.boolean().nullish(),
+});
+export type CompletionRequest = z.infer<typeof completionRequestSchema>;
+
+const textPartSchema = z.object({ type: z.literal('text'), text: z.string() });
+const messageSchema = z.object({
+  role: z.enum(['system', 'developer', 'user', 'assistant', 'tool'], { error: 'role must be one of system, developer, user, assistant, tool' }),
+  content: z.union([z.string(), z.array(textPartSchema), z.null()], { error: 'content must be a string or a list of text parts' }).optional(),
+  name: z.string().optional(),
+});
+export type ChatMessage = z.infer<typeof messageSchema>;
+
+export const chatRequestSchema = z.object({
+  ...samplingFields,
+  messages: z.array(messageSchema).min(1, { error: 'messages must not be empty' }),
+  max_completion_tokens: z.number().int().min(1, { error: 'max_completion_tokens must be at least 1' }).nullish(),
+  logprobs: z.boolean().nullish(),
+  top_logprobs: z.number().int().min(0, { error: 'top_logprobs must be in [0, 20]' }).max(MAX_TOP_LOGPROBS, { error: `top_logprobs must be in [0, ${MAX_TOP_LOGPROBS}]` }).nullish(),
+  echo: z.boolean().nullish(),
+  add_generation_prompt: z.boolean().nullish(),
+});
+export type ChatRequest = z.infer<typeof chatRequestSchema>;
+
+export const tokenizeRequestSchema = z.union([
+  z.object({ model: z.string().nullish(), prompt: z.string(), add_special_tokens: z.boolean().nullish() }),
+  z.object({
+    model: z.string().nullish(),
+    messages: z.array(messageSchema).min(1, { error: 'messages must not be empty' }),
+    add_generation_prompt: z.boolean().nullish(),
+    add_special_tokens: z.boolean().nullish(),
+  }),
+], { error: 'tokenize takes either prompt (a string) or messages (a list of chat messages)' });
+export type TokenizeRequest = z.infer<typeof tokenizeRequestSchema>;
+
+export const detokenizeRequestSchema = z.object({
+  model: z.string().nullish(),
+  tokens: z.array(tokenId),
+});
