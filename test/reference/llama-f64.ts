@@ -199,7 +199,7 @@ export class ReferenceModel {
   /** Greedy continuation: `numNew` argmax tokens after `prompt`. */
   greedy(prompt: number[], numNew: number): number[] {
     const session = this.session();
-    let last = new Float64Array(0);
+    let last: Float64Array = new Float64Array(0);
     for (const token of prompt) last = session.step(token);
     const generated: number[] = [];
     for (let i = 0; i < numNew; i++) {
