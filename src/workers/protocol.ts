@@ -192,4 +192,6 @@ export type WorkerMessage = DetokStepMessage | TokenizeMessage | DecodeMessage;
 /** workerData given to every worker by the pool. */
 export interface WorkerInit {
   isCrashForTestAllowed: boolean;
+  /** Loaded when the worker starts, so the first step does not pay for it. */
+  tokenizerDir: string;
 }
