@@ -6,13 +6,14 @@
 //   1. penalties on the raw logits l (vLLM order): repetition (r = repetition_penalty[s]) on
 //      every token of prompt + output: l > 0 ? l / r : l * r; then presence / frequency on
 //      output tokens: l -= frequency * count + presence * (count > 0).
-//   2. temperature: x = l / T (T = 0: greedy, x = l and the draw is argmax, ties -> lowest id).
+//   2. temperature: x = l / T (T <= kGreedyTemperature: greedy, x = l and the draw is argmax,
+//      ties -> lowest id).
 //   3. logprobs = log_softmax(x): the sampled token's and the top-N (N = num_logprobs[s],
 //      best first, ties -> lowest id); computed before any masking.
 //   4. masks, all value thresholds on x (every token tied with the last kept one is kept):
-//      min_p keeps p >= min_p * p_max; top_k keeps the k largest; top_p, applied last over
-//      what min_p/top_k left (renormalised), keeps the smallest top set whose mass >= top_p
-//      (at least one token).
+//      top_k keeps the k largest; top_p, over what top_k left (renormalised), keeps the
+//      smallest top set whose mass >= top_p (at least one token); min_p drops
+//      p < min_p * p_max.
 //   5. draw: Gumbel-max over the kept tokens with uniforms from the row's 64-bit rng key and
 //      the token id (sampling_math.h), so a row's draw depends only on its key and logits.
 // Thresholds come from radix-select passes over the float bits (no sort); each row is
@@ -64,7 +65,7 @@ struct SamplerArgs {
   int32_t* sampled_token_ids = nullptr;  // [num_rows]; -1 where is_sampled = 0
   float* sampled_logprobs = nullptr;     // [num_rows]; 0 where is_sampled = 0
   int32_t* top_token_ids = nullptr;      // [num_rows, max_top_logprobs]; -1 past num_logprobs
-  float* top_logprobs = nullptr;         // [num_rows, max_top_logprobs]; -inf past num_logprobs
+  float* top_logprobs = nullptr;         // [num_rows, max_top_logprobs]; 0 past num_logprobs (as the CPU sampler)
 };
 
 // Device scratch the sampler needs for `max_rows` rows of `vocab_size` (today 0: each row

@@ -1,0 +1,488 @@
+// The batched GPU sampler (contract and semantics: sampler.h; shared math: sampling_math.h).
+//
+// One launch for the whole batch: row s is sampled by one cluster of kClusterBlocks thread
+// blocks. Block `rank` copies tokens [rank * slice_len, (rank + 1) * slice_len) of the row
+// into its shared memory once; every later pass (penalties, max, softmax sum, radix selects,
+// draw, top-N) reads shared memory only. Partial results cross the cluster through
+// distributed shared memory: each block reads every rank's partial in rank order, so all
+// blocks reach the same, deterministic result with no atomics on floats.
+//
+// Thresholds (top_k, top_p, top-N) are radix selects over the order-preserving uint32 key of
+// each float: four 8-bit digit passes, each a 256-bin histogram (warp-aggregated shared
+// atomics), summed over the cluster and scanned from the top. top_p's histogram carries
+// probability mass as 2^-40 fixed point in uint64, so sums are exact and order-free.
+#include <cooperative_groups.h>
+
+#include <climits>
+#include <stdexcept>
+#include <string>
+
+#include "cuda/sampler.h"
+#include "sampling_math.h"
+
+namespace cg = cooperative_groups;
+
+namespace spindle {
+namespace cuda {
+namespace {
+
+constexpr int kClusterBlocks = 8;
+constexpr int kThreads = 512;
+constexpr int kWarps = kThreads / 32;
+constexpr int kRadixBins = 256;
+constexpr int kRadixPasses = 4;
+constexpr int kMaxCandidates = 32;  // top-N candidates gathered in rank 0 (>= kMaxTopLogprobs)
+constexpr float kMassScale = 1099511627776.0f;  // 2^40
+constexpr unsigned kFullMask = 0xffffffffu;
+
+static_assert(kMaxTopLogprobs <= kMaxCandidates, "top-N candidates must fit");
+static_assert(kRadixBins == 8 * 32, "the bin scan gives each lane of one warp 8 bins");
+
+using u64 = unsigned long long;
+
+// Larger float -> larger key (for all non-NaN floats, -inf and +inf included).
+__device__ __forceinline__ uint32_t OrderedKey(float v) {
+  const uint32_t u = __float_as_uint(v);
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+struct Best {
+  float value;
+  int32_t id;
+};
+
+__device__ __forceinline__ Best Better(Best a, Best b) {
+  return RanksBefore(b.value, b.id, a.value, a.id) ? b : a;
+}
+
+__device__ __forceinline__ Best ShuffleBest(Best b, int offset) {
+  return Best{__shfl_down_sync(kFullMask, b.value, offset), __shfl_down_sync(kFullMask, b.id, offset)};
+}
+
+// Probability mass of one token relative to the row maximum, as 2^-40 fixed point.
+__device__ __forceinline__ u64 MassWeight(float v, float row_max) {
+  return __float2ull_rn(__expf(v - row_max) * kMassScale);
+}
+
+// Block-private state of one row's cluster. Fields read by other blocks of the cluster
+// (through map_shared_rank) are marked [cluster].
+struct RowShared {
+  u64 hist[2][kRadixBins];      // [cluster] this block's histogram; two, alternating by pass
+  u64 hist_total[kRadixBins];   // the cluster's histogram of the current pass
+  float slot_value[4];          // [cluster] this block's partial of reduction #i
+  int32_t slot_id[4];           // [cluster]
+  int32_t slot_greater, slot_equal;  // [cluster] top-N: local counts above / at the threshold
+  float cand_value[kMaxCandidates];  // [cluster] rank 0 only: top-N candidates
+  int32_t cand_id[kMaxCandidates];   // [cluster]
+  int32_t cand_count;                // [cluster]
+  float warp_value[kWarps];     // block-reduction scratch
+  int32_t warp_id[kWarps];
+  int32_t warp_count[kWarps];
+  float bcast_value;            // results broadcast to the block
+  int32_t bcast_id;
+  uint32_t bcast_bin;
+  u64 bcast_above, bcast_target;
+};
+
+// Reductions over the cluster. Each returns the same value in every thread of every block.
+struct RowContext {
+  cg::cluster_group cluster;
+  RowShared& sh;
+  int tid, lane, warp;
+
+  __device__ Best ReduceBest(Best b, int slot) {
+    for (int offset = 16; offset > 0; offset >>= 1) b = Better(b, ShuffleBest(b, offset));
+    if (lane == 0) { sh.warp_value[warp] = b.value; sh.warp_id[warp] = b.id; }
+    __syncthreads();
+    if (warp == 0) {
+      b = lane < kWarps ? Best{sh.warp_value[lane], sh.warp_id[lane]} : Best{-INFINITY, INT_MAX};
+      for (int offset = 16; offset > 0; offset >>= 1) b = Better(b, ShuffleBest(b, offset));
+      if (lane == 0) { sh.slot_value[slot] = b.value; sh.slot_id[slot] = b.id; }
+    }
+    cluster.sync();
+    if (warp == 0) {
+      b = Best{-INFINITY, INT_MAX};
+      if (lane < kClusterBlocks) {
+        b.value = *cluster.map_shared_rank(&sh.slot_value[slot], lane);
+        b.id = *cluster.map_shared_rank(&sh.slot_id[slot], lane);
+      }
+      for (int offset = 16; offset > 0; offset >>= 1) b = Better(b, ShuffleBest(b, offset));
+      if (lane == 0) { sh.bcast_value = b.value; sh.bcast_id = b.id; }
+    }
+    __syncthreads();
+    return Best{sh.bcast_value, sh.bcast_id};
+  }
+
+  // Float sum in a fixed order (lanes, then warps, then ranks): deterministic.
+  __device__ float ReduceSum(float v, int slot) {
+    for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_down_sync(kFullMask, v, offset);
+    if (lane == 0) sh.warp_value[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+      v = lane < kWarps ? sh.warp_value[lane] : 0.f;
+      for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_down_sync(kFullMask, v, offset);
+      if (lane == 0) sh.slot_value[slot] = v;
+    }
+    cluster.sync();
+    if (warp == 0) {
+      v = lane < kClusterBlocks ? *cluster.map_shared_rank(&sh.slot_value[slot], lane) : 0.f;
+      for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_down_sync(kFullMask, v, offset);
+      if (lane == 0) sh.bcast_value = v;
+    }
+    __syncthreads();
+    return sh.bcast_value;
+  }
+
+  __device__ int32_t BlockSumInt(int32_t v) {
+    for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_down_sync(kFullMask, v, offset);
+    if (lane == 0) sh.warp_count[warp] = v;
+    __syncthreads();
+    int32_t total = 0;
+    for (int w = 0; w < kWarps; ++w) total += sh.warp_count[w];
+    __syncthreads();
+    return total;
+  }
+};
+
+// Adds `weight` (kMass) or 1 to hist[bin] for each active lane, one shared atomic per
+// distinct bin of the warp (rows concentrate in few bins, so plain atomics would serialise).
+template <bool kMass>
+__device__ __forceinline__ void WarpHistogramAdd(u64* hist, bool active, uint32_t bin, u64 weight) {
+  const unsigned active_lanes = __ballot_sync(kFullMask, active);
+  if (!active) return;
+  const unsigned peers = __match_any_sync(active_lanes, bin);
+  const int leader = __ffs(peers) - 1;
+  u64 add;
+  if constexpr (kMass) {
+    // weight <= 2^40: split so that 32 halves sum within 32 bits.
+    const unsigned hi = __reduce_add_sync(peers, static_cast<unsigned>(weight >> 20));
+    const unsigned lo = __reduce_add_sync(peers, static_cast<unsigned>(weight & 0xfffffu));
+    add = (static_cast<u64>(hi) << 20) + lo;
+  } else {
+    add = __popc(peers);
+  }
+  if ((threadIdx.x & 31) == leader) atomicAdd(&hist[bin], add);
+}
+
+// The largest key t such that the weight of this row's tokens with key >= max(t, lower) is
+// >= target (count: target = target_count; mass: target = ceil(top_p * mass of keys >= lower)).
+// All of the cluster's blocks return the same key; `pass_counter` alternates the histograms.
+template <bool kMass>
+__device__ uint32_t RadixSelect(RowContext& ctx, const float* x, int32_t num_local, uint32_t lower,
+                                u64 target_count, float top_p, float row_max, int& pass_counter) {
+  RowShared& sh = ctx.sh;
+  const int32_t num_padded = (num_local + kThreads - 1) / kThreads * kThreads;
+  uint32_t prefix = 0;
+  u64 above = 0, target = target_count;
+  for (int pass = 0; pass < kRadixPasses; ++pass) {
+    const int shift = 24 - 8 * pass;
+    u64* hist = sh.hist[pass_counter & 1];
+    ++pass_counter;
+    if (ctx.tid < kRadixBins) hist[ctx.tid] = 0;
+    __syncthreads();
+    for (int32_t j = ctx.tid; j < num_padded; j += kThreads) {
+      bool active = false;
+      uint32_t bin = 0;
+      u64 weight = 0;
+      if (j < num_local) {
+        const float v = x[j];
+        const uint32_t key = OrderedKey(v);
+        active = key >= lower && (pass == 0 || (key >> (shift + 8)) == prefix);
+        bin = (key >> shift) & (kRadixBins - 1);
+        if (kMass && active) weight = MassWeight(v, row_max);
+      }
+      WarpHistogramAdd<kMass>(hist, active, bin, weight);
+    }
+    ctx.cluster.sync();
+    if (ctx.tid < kRadixBins) {
+      u64 total = 0;
+      for (int r = 0; r < kClusterBlocks; ++r) total += ctx.cluster.map_shared_rank(hist, r)[ctx.tid];
+      sh.hist_total[ctx.tid] = total;
+    }
+    __syncthreads();
+    if (ctx.warp == 0) {
+      // Lane l owns bins [248 - 8l, 255 - 8l]: lane 0 the highest keys.
+      const int lane = ctx.lane;
+      const int top_bin = kRadixBins - 1 - 8 * lane;
+      u64 lane_sum = 0;
+      for (int b = 0; b < 8; ++b) lane_sum += sh.hist_total[top_bin - b];
+      u64 inclusive = lane_sum;
+      for (int offset = 1; offset < 32; offset <<= 1) {
+        const u64 other = __shfl_up_sync(kFullMask, inclusive, offset);
+        if (lane >= offset) inclusive += other;
+      }
+      if (kMass && pass == 0) {
+        const u64 total = __shfl_sync(kFullMask, inclusive, 31);
+        const u64 wanted = __double2ull_ru(static_cast<double>(top_p) * static_cast<double>(total));
+        target = wanted < 1 ? 1 : wanted;
+      }
+      const u64 exclusive = inclusive - lane_sum;
+      if (above + exclusive < target && target <= above + inclusive) {
+        u64 acc = above + exclusive;
+        int chosen = top_bin - 7;
+        for (int b = 0; b < 8; ++b) {
+          const u64 h = sh.hist_total[top_bin - b];
+          if (acc + h >= target) { chosen = top_bin - b; break; }
+          acc += h;
+        }
+        sh.bcast_bin = chosen;
+        sh.bcast_above = acc;
+        sh.bcast_target = target;
+      }
+    }
+    __syncthreads();
+    prefix = (prefix << 8) | sh.bcast_bin;
+    above = sh.bcast_above;
+    target = sh.bcast_target;
+  }
+  return prefix;
+}
+
+// grid = [num_rows * kClusterBlocks], block = [kThreads], dynamic shared memory:
+//   float x[slice_len]                 this block's slice of the row, processed in place
+//   uint32 history_bits[bitmap_words]  penalties: token of the slice is in prompt + output
+//   uint32 output_bits[bitmap_words]   penalties: token of the slice is in the output
+__global__ void __cluster_dims__(kClusterBlocks, 1, 1) __launch_bounds__(kThreads, 2)
+    sample_rows_kernel(const SamplerArgs args, int32_t slice_len, int32_t bitmap_words) {
+  extern __shared__ float4 dynamic_smem[];
+  __shared__ RowShared sh;
+  float* x = reinterpret_cast<float*>(dynamic_smem);
+  uint32_t* history_bits = reinterpret_cast<uint32_t*>(x + slice_len);
+  uint32_t* output_bits = history_bits + bitmap_words;
+
+  cg::cluster_group cluster = cg::this_cluster();
+  const int rank = static_cast<int>(cluster.block_rank());
+  const int32_t row = blockIdx.x / kClusterBlocks;
+  RowContext ctx{cluster, sh, static_cast<int>(threadIdx.x), static_cast<int>(threadIdx.x & 31),
+                 static_cast<int>(threadIdx.x >> 5)};
+  const int tid = ctx.tid;
+  const int32_t vocab = args.vocab_size;
+  const int32_t first_token = rank * slice_len;
+  const int32_t num_local = max(0, min(slice_len, vocab - first_token));
+  const int32_t max_top = args.max_top_logprobs;
+
+  if (args.is_sampled != nullptr && args.is_sampled[row] == 0) {
+    if (rank == 0) {
+      if (tid == 0) { args.sampled_token_ids[row] = -1; args.sampled_logprobs[row] = 0.f; }
+      if (tid < max_top) {
+        args.top_token_ids[row * max_top + tid] = -1;
+        args.top_logprobs[row * max_top + tid] = 0.f;
+      }
+    }
+    return;  // the whole cluster leaves before any distributed shared memory access
+  }
+  if (tid == 0) sh.cand_count = 0;
+
+  // 1. Load the slice (16-byte loads when the row start allows; slice_len % 4 == 0).
+  const float* src = args.logits + static_cast<int64_t>(row) * args.logits_row_stride + first_token;
+  if ((reinterpret_cast<uintptr_t>(src) & 15) == 0) {
+    const int32_t num_vec = num_local / 4;
+    const float4* src4 = reinterpret_cast<const float4*>(src);
+    for (int32_t j = tid; j < num_vec; j += kThreads) dynamic_smem[j] = __ldg(src4 + j);
+    for (int32_t j = num_vec * 4 + tid; j < num_local; j += kThreads) x[j] = __ldg(src + j);
+  } else {
+    for (int32_t j = tid; j < num_local; j += kThreads) x[j] = __ldg(src + j);
+  }
+
+  // 2. Penalties on the tokens of this slice that occur in the row's history.
+  const int32_t history_begin = args.penalty_offsets[row], history_end = args.penalty_offsets[row + 1];
+  const int32_t prompt_len = args.penalty_prompt_lens[row];
+  const float repetition = args.repetition_penalty[row];
+  const float presence = args.presence_penalty[row], frequency = args.frequency_penalty[row];
+  if (history_end > history_begin && (repetition != 1.f || presence != 0.f || frequency != 0.f)) {
+    for (int32_t w = tid; w < bitmap_words; w += kThreads) { history_bits[w] = 0; output_bits[w] = 0; }
+    __syncthreads();
+    for (int32_t i = history_begin + tid; i < history_end; i += kThreads) {
+      const int32_t j = args.penalty_tokens[i] - first_token;
+      if (j < 0 || j >= num_local) continue;
+      atomicOr(&history_bits[j >> 5], 1u << (j & 31));
+      if (i - history_begin >= prompt_len) atomicOr(&output_bits[j >> 5], 1u << (j & 31));
+    }
+    __syncthreads();
+    // The thread that clears a token's history bit owns that token: repetition + presence once.
+    for (int32_t i = history_begin + tid; i < history_end; i += kThreads) {
+      const int32_t j = args.penalty_tokens[i] - first_token;
+      if (j < 0 || j >= num_local) continue;
+      const uint32_t bit = 1u << (j & 31);
+      if ((atomicAnd(&history_bits[j >> 5], ~bit) & bit) == 0) continue;
+      float v = x[j];
+      if (repetition != 1.f) v = v > 0.f ? __fdiv_rn(v, repetition) : v * repetition;
+      if (output_bits[j >> 5] & bit) v -= presence;
+      x[j] = v;
+    }
+    __syncthreads();
+    // Frequency: one subtraction per output occurrence (the same operation whatever the order).
+    if (frequency != 0.f) {
+      for (int32_t i = history_begin + prompt_len + tid; i < history_end; i += kThreads) {
+        const int32_t j = args.penalty_tokens[i] - first_token;
+        if (j >= 0 && j < num_local) atomicAdd(&x[j], -frequency);
+      }
+    }
+  }
+  __syncthreads();
+
+  // 3. Temperature, row max / argmax (greedy: ties -> lowest id), softmax denominator.
+  const float temperature_in = args.temperature[row];
+  const bool greedy = IsGreedy(temperature_in);
+  const float temperature = EffectiveTemperature(temperature_in);
+  Best best{-INFINITY, INT_MAX};
+  for (int32_t j = tid; j < num_local; j += kThreads) {
+    float v = x[j];
+    if (temperature != 1.f) { v = __fdiv_rn(v, temperature); x[j] = v; }
+    best = Better(best, Best{v, first_token + j});
+  }
+  const Best row_best = ctx.ReduceBest(best, 0);
+  const float row_max = row_best.value;
+  float local_sum = 0.f;
+  for (int32_t j = tid; j < num_local; j += kThreads) local_sum += __expf(x[j] - row_max);
+  const float sum_exp = ctx.ReduceSum(local_sum, 1);
+  const float log_normalizer = row_max + logf(sum_exp);  // logprob(i) = x[i] - log_normalizer
+
+  // 4. The draw.
+  int pass_counter = 0;
+  if (greedy) {
+    if (rank == 0 && tid == 0) {
+      args.sampled_token_ids[row] = row_best.id;
+      args.sampled_logprobs[row] = row_max - log_normalizer;
+    }
+  } else {
+    uint32_t lower = 0;  // keep keys >= lower
+    const int32_t top_k = args.top_k[row];
+    if (top_k > 0 && top_k < vocab) {
+      lower = RadixSelect<false>(ctx, x, num_local, 0, static_cast<u64>(top_k), 1.f, row_max, pass_counter);
+    }
+    const float top_p = args.top_p[row];
+    if (top_p < 1.f) {
+      lower = RadixSelect<true>(ctx, x, num_local, lower, 0, top_p, row_max, pass_counter);
+    }
+    const float min_p = args.min_p[row];
+    const uint64_t key = RngKey(args.rng_key_lo[row], args.rng_key_hi[row]);
+    Best drawn{-INFINITY, INT_MAX};
+    for (int32_t j = tid; j < num_local; j += kThreads) {
+      const float v = x[j];
+      if (OrderedKey(v) < lower) continue;
+      if (min_p > 0.f && __expf(v - row_max) < min_p) continue;
+      const int32_t id = first_token + j;
+      drawn = Better(drawn, Best{v + GumbelNoise(key, static_cast<uint64_t>(id)), id});
+    }
+    Best winner = ctx.ReduceBest(drawn, 2);
+    if (winner.id == INT_MAX) winner = row_best;  // nothing kept (min_p > 1): fall back to argmax
+    const int32_t j = winner.id - first_token;
+    if (tid == 0 && j >= 0 && j < num_local) {  // the block that holds the winner writes it
+      args.sampled_token_ids[row] = winner.id;
+      args.sampled_logprobs[row] = x[j] - log_normalizer;
+    }
+  }
+
+  // 5. Top-N logprobs: the N-th largest key, then every key above it and the lowest-id ties.
+  const int32_t num_top = min(min(max(args.num_logprobs[row], 0), max_top), vocab);
+  if (num_top > 0) {
+    const uint32_t threshold =
+        RadixSelect<false>(ctx, x, num_local, 0, static_cast<u64>(num_top), 1.f, row_max, pass_counter);
+    int32_t greater = 0, equal = 0;
+    for (int32_t j = tid; j < num_local; j += kThreads) {
+      const uint32_t k = OrderedKey(x[j]);
+      greater += k > threshold;
+      equal += k == threshold;
+    }
+    greater = ctx.BlockSumInt(greater);
+    equal = ctx.BlockSumInt(equal);
+    if (tid == 0) { sh.slot_greater = greater; sh.slot_equal = equal; }
+    cluster.sync();
+    int32_t total_greater = 0, equal_before = 0;
+    for (int r = 0; r < kClusterBlocks; ++r) {
+      total_greater += *cluster.map_shared_rank(&sh.slot_greater, r);
+      if (r < rank) equal_before += *cluster.map_shared_rank(&sh.slot_equal, r);
+    }
+    const int32_t ties_wanted = min(max(num_top - total_greater - equal_before, 0), equal);
+    float* cand_value = cluster.map_shared_rank(sh.cand_value, 0);
+    int32_t* cand_id = cluster.map_shared_rank(sh.cand_id, 0);
+    int32_t* cand_count = cluster.map_shared_rank(&sh.cand_count, 0);
+    for (int32_t j = tid; j < num_local; j += kThreads) {
+      if (OrderedKey(x[j]) > threshold) {
+        const int32_t at = atomicAdd(cand_count, 1);
+        cand_value[at] = x[j];
+        cand_id[at] = first_token + j;
+      }
+    }
+    // The lowest-id ties of this block, in id order (block-wide ordered compaction).
+    int32_t ties_taken = 0;
+    for (int32_t base = 0; base < num_local && ties_taken < ties_wanted; base += kThreads) {
+      const int32_t j = base + tid;
+      const bool is_tie = j < num_local && OrderedKey(x[j]) == threshold;
+      const unsigned ballot = __ballot_sync(kFullMask, is_tie);
+      if (ctx.lane == 0) sh.warp_count[ctx.warp] = __popc(ballot);
+      __syncthreads();
+      int32_t order = ties_taken + __popc(ballot & ((1u << ctx.lane) - 1));
+      int32_t chunk_total = 0;
+      for (int w = 0; w < kWarps; ++w) {
+        if (w < ctx.warp) order += sh.warp_count[w];
+        chunk_total += sh.warp_count[w];
+      }
+      if (is_tie && order < ties_wanted) {
+        const int32_t at = atomicAdd(cand_count, 1);
+        cand_value[at] = x[j];
+        cand_id[at] = first_token + j;
+      }
+      ties_taken += chunk_total;
+      __syncthreads();
+    }
+    cluster.sync();
+    if (rank == 0 && ctx.warp == 0) {
+      // Exactly num_top candidates: each lane ranks one by counting those that beat it.
+      if (ctx.lane < num_top) {
+        const float v = sh.cand_value[ctx.lane];
+        const int32_t id = sh.cand_id[ctx.lane];
+        int32_t place = 0;
+        for (int c = 0; c < num_top; ++c) place += RanksBefore(sh.cand_value[c], sh.cand_id[c], v, id);
+        args.top_token_ids[row * max_top + place] = id;
+        args.top_logprobs[row * max_top + place] = v - log_normalizer;
+      }
+    }
+  }
+  if (rank == 0) {
+    for (int32_t c = num_top + tid; c < max_top; c += kThreads) {
+      args.top_token_ids[row * max_top + c] = -1;
+      args.top_logprobs[row * max_top + c] = 0.f;
+    }
+  }
+  cluster.sync();  // no block leaves while another may still read its shared memory
+}
+
+int32_t SliceLength(int32_t vocab_size) {
+  const int32_t per_block = (vocab_size + kClusterBlocks - 1) / kClusterBlocks;
+  return (per_block + 3) / 4 * 4;  // float4-aligned slices
+}
+
+void Check(cudaError_t err, const char* what) {
+  if (err != cudaSuccess) throw std::runtime_error(std::string("sampler: ") + what + ": " + cudaGetErrorString(err));
+}
+
+}  // namespace
+
+size_t SamplerWorkspaceBytes(int32_t /*max_rows*/, int32_t /*vocab_size*/) { return 0; }
+
+void SampleBatch(const SamplerArgs& args, cudaStream_t stream) {
+  if (args.num_rows == 0) return;
+  if (args.num_rows < 0 || args.vocab_size <= 0 || args.vocab_size > kSamplerMaxVocab)
+    throw std::runtime_error("sampler: vocab_size must be in [1, " + std::to_string(kSamplerMaxVocab) + "]");
+  if (args.max_top_logprobs < 0 || args.max_top_logprobs > kMaxTopLogprobs)
+    throw std::runtime_error("sampler: max_top_logprobs out of range");
+  if (args.logits_row_stride < args.vocab_size) throw std::runtime_error("sampler: logits_row_stride < vocab_size");
+  if (!args.logits || !args.temperature || !args.top_k || !args.top_p || !args.min_p || !args.presence_penalty ||
+      !args.frequency_penalty || !args.repetition_penalty || !args.rng_key_lo || !args.rng_key_hi ||
+      !args.num_logprobs || !args.penalty_offsets || !args.penalty_prompt_lens || !args.sampled_token_ids ||
+      !args.sampled_logprobs || (args.max_top_logprobs > 0 && (!args.top_token_ids || !args.top_logprobs)))
+    throw std::runtime_error("sampler: a required device pointer is null");
+  const int32_t slice_len = SliceLength(args.vocab_size);
+  const int32_t bitmap_words = (slice_len + 31) / 32;
+  const size_t smem_bytes = sizeof(float) * slice_len + 2 * sizeof(uint32_t) * bitmap_words;
+  Check(cudaFuncSetAttribute(sample_rows_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             static_cast<int>(smem_bytes)),
+        "raising the shared-memory limit");
+  sample_rows_kernel<<<args.num_rows * kClusterBlocks, kThreads, smem_bytes, stream>>>(args, slice_len, bitmap_words);
+  Check(cudaGetLastError(), "launching sample_rows_kernel");
+}
+
+}  // namespace cuda
+}  // namespace spindle
