@@ -50,6 +50,8 @@ const SPECIAL_TOKENS: Record<TokenizerPackage, { bos: number | null; eos: number
   qwen3: { bos: null, eos: [151645, 151643] },
 };
 
+const DEFAULT_VOCAB_SIZES: Record<TokenizerPackage, number> = { llama3: 128256, llama2: 32000, qwen3: 151936 };
+
 /** splitmix32-style seeded generator: uniform floats in [-1, 1). */
 function uniformStream(seed: number): () => number {
   let state = seed >>> 0;
@@ -97,7 +99,8 @@ function configOf(arch: RandomModelArch, options: RandomModelOptions): NativeMod
     numHeads,
     numKvHeads: options.numKvHeads ?? tiny.numKvHeads,
     headDim: options.headDim ?? hiddenSize / numHeads,
-    vocabSize: options.vocabSize ?? tiny.vocabSize,
+    // Default: the padded vocabulary of the real models that use this tokenizer.
+    vocabSize: options.vocabSize ?? DEFAULT_VOCAB_SIZES[ARCHITECTURES[arch].tokenizer],
     maxPositionEmbeddings: options.maxPositionEmbeddings ?? tiny.maxPositionEmbeddings,
     rmsNormEps: options.rmsNormEps ?? tiny.rmsNormEps,
     ropeTheta: options.ropeTheta ?? tiny.ropeTheta,

@@ -173,8 +173,9 @@ export class ReferenceModel {
   private readonly w: Map<string, Float64Array>;
   private readonly invFreq: Float64Array;
 
-  constructor(dir: string) {
-    this.cfg = readReferenceConfig(dir);
+  /** `overrides` exist to prove a test can fail (e.g. drop the RoPE scaling on purpose). */
+  constructor(dir: string, overrides: Partial<ReferenceConfig> = {}) {
+    this.cfg = { ...readReferenceConfig(dir), ...overrides };
     this.w = readReferenceTensors(dir);
     this.invFreq = inverseFrequencies(this.cfg);
   }
