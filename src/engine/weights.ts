@@ -130,6 +130,12 @@ async function tensorFiles(dir: string): Promise<{ fileOf: (name: string) => str
     const parsed = indexSchema.safeParse(json);
     if (!parsed.success) throw new Error(`${indexFile}: field 'weight_map': ${parsed.error.issues[0]?.message ?? 'invalid'}`);
     const map = parsed.data.weight_map;
+    // Shards live beside the index: a name with a directory part is corrupt (or hostile).
+    for (const [tensor, shard] of Object.entries(map)) {
+      if (path.basename(shard) !== shard || shard === '..' || shard === '.') {
+        throw new Error(`${indexFile}: tensor '${tensor}': shard '${shard}' is not a file name in the model directory`);
+      }
+    }
     return {
       fileOf: (name) => (Object.hasOwn(map, name) ? path.join(dir, map[name]) : undefined),
       describe: indexFile,

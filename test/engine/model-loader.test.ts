@@ -2,6 +2,7 @@
  * Loading HF model directories: good models in every supported layout, and every bad-file
  * case must fail with an Error whose message names the file and the tensor or field.
  */
+import { execFileSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, truncateSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -257,6 +258,69 @@ describe('loadModelSource: bad files name the file and the field or tensor', () 
     const noTokenizer = makeModel();
     unlinkSync(path.join(noTokenizer, 'tokenizer.json'));
     await expectLoadError(noTokenizer, path.join(noTokenizer, 'tokenizer.json'));
+  });
+});
+
+describe('config.json variants', () => {
+  it('reads transformers 5 rope_parameters, and rope type "default" as plain RoPE', async () => {
+    const dir = makeModel();
+    editJson(path.join(dir, 'config.json'), (c) => {
+      delete c.rope_theta;
+      c.rope_scaling = null;
+      c.rope_parameters = { rope_theta: 250000, rope_type: 'llama3', factor: 16, low_freq_factor: 2, high_freq_factor: 8, original_max_position_embeddings: 4096 };
+    });
+    expect((await load(dir)).config).toMatchObject({
+      ropeTheta: 250000,
+      ropeScaling: { type: 'llama3', factor: 16, lowFreqFactor: 2, highFreqFactor: 8, originalMaxPositionEmbeddings: 4096 },
+    });
+    editJson(path.join(dir, 'config.json'), (c) => { c.rope_parameters = { rope_theta: 5000, rope_type: 'default' }; });
+    expect((await load(dir)).config).toMatchObject({ ropeTheta: 5000, ropeScaling: null });
+  });
+
+  it('refuses what the executor cannot run, naming the field', async () => {
+    const dir = makeModel({ arch: 'qwen3' });
+    const file = path.join(dir, 'config.json');
+    editJson(file, (c) => { c.attention_bias = true; });
+    await expectLoadError(dir, file, 'attention_bias');
+    editJson(file, (c) => { c.attention_bias = false; c.hidden_act = 'gelu'; });
+    await expectLoadError(dir, file, 'hidden_act', 'gelu');
+    editJson(file, (c) => { c.hidden_act = 'silu'; c.rope_scaling = { rope_type: 'llama3', factor: 8 }; });
+    await expectLoadError(dir, file, 'rope_scaling.low_freq_factor');
+  });
+
+  it('notes an ignored sliding window (Mistral v0.1 style), silent when Qwen has it off', async () => {
+    const mistral = makeModel({ arch: 'mistral' });
+    editJson(path.join(mistral, 'config.json'), (c) => { c.sliding_window = 4096; });
+    const notes: string[] = [];
+    await loadModelSource(mistral, { onNote: (n) => notes.push(n) });
+    expect(notes).toHaveLength(1);
+    expect(notes[0]).toContain('sliding_window 4096');
+    const qwen = makeModel({ arch: 'qwen2' });
+    editJson(path.join(qwen, 'config.json'), (c) => { c.sliding_window = 4096; c.use_sliding_window = false; });
+    notes.length = 0;
+    await loadModelSource(qwen, { onNote: (n) => notes.push(n) });
+    expect(notes).toEqual([]);
+  });
+
+  it('refuses a shard index that points outside the model directory', async () => {
+    const dir = makeModel({ numShards: 2 });
+    const index = path.join(dir, 'model.safetensors.index.json');
+    editJson(index, (j) => { (j.weight_map as Record<string, string>)['model.norm.weight'] = '../elsewhere.safetensors'; });
+    await expectLoadError(dir, index, 'model.norm.weight', '../elsewhere.safetensors');
+  });
+});
+
+describe('write-random-model CLI', () => {
+  it('writes a loadable model with the flags given', async () => {
+    const dir = path.join(root, 'cli');
+    const script = fileURLToPath(new URL('../../src/tools/write-random-model.ts', import.meta.url));
+    execFileSync(process.execPath, ['--import', 'tsx', script, dir, '--arch', 'qwen2', '--vocab-size', '300', '--hidden-size', '32', '--num-heads', '2', '--num-kv-heads', '1', '--dtype', 'BF16', '--shards', '2'], { stdio: 'pipe' });
+    const source = await load(dir);
+    expect(source.config).toMatchObject({ family: 'qwen2', vocabSize: 300, hiddenSize: 32, numHeads: 2, numKvHeads: 1, headDim: 16 });
+    if (source.weights.kind !== 'safetensors') throw new Error('expected safetensors');
+    expect(new Set(source.weights.tensors.map((t) => t.dtype))).toEqual(new Set(['BF16']));
+    expect(new Set(source.weights.tensors.map((t) => t.file)).size).toBe(2);
+    expect(() => execFileSync(process.execPath, ['--import', 'tsx', script, dir, '--arch', 'gpt2'], { stdio: 'pipe' })).toThrow(/--arch: expected one of/);
   });
 });
 
