@@ -29,6 +29,8 @@ export class Sequence {
   numReportedOutputTokens = 0;
   /** True once the delta carrying finishReason was sent. */
   isReported = false;
+  /** Deltas sent so far (the first one carries the prompt's token ids). */
+  numDeltas = 0;
   /** One entry per output token when params.logprobs != null. */
   readonly logprobs: TokenLogprob[] | null;
   numPreemptions = 0;
@@ -94,6 +96,26 @@ export class Sequence {
     this.tokenIds.length = numTokens;
     if (this.logprobs) this.logprobs.length = Math.max(0, numTokens - this.numPromptTokens);
     this.numComputedTokens = Math.min(this.numComputedTokens, numTokens);
+  }
+
+  /**
+   * A worker found stop string `stopString` completed by token index numTokens - 1: the
+   * tokens after it are dropped, and it wins over a length or EOS finish decided meanwhile.
+   */
+  finishOnStopString(stopString: string, numTokens: number, nowMs: number): void {
+    this.truncate(numTokens);
+    this.status = 'finished';
+    this.finishReason = 'stop';
+    this.stopReason = stopString;
+    this.finishedMs ??= nowMs;
+  }
+
+  /** Aborted: wins over any finish not yet reported. */
+  abort(nowMs: number): void {
+    this.status = 'finished';
+    this.finishReason = 'abort';
+    this.stopReason = undefined;
+    this.finishedMs ??= nowMs;
   }
 
   finish(reason: FinishReason, stopReason: string | number | undefined, nowMs: number): void {

@@ -1,0 +1,319 @@
+/**
+ * The engine: request bookkeeping around the step loop. One step, on the main thread:
+ *   schedule → pack → await executor.step() → postprocess (one loop over the batch)
+ *   → hand the new tokens to the detokenizer pool, NOT awaited (detok-dispatcher.ts).
+ * The loop sleeps while there is no work and wakes on addRequest/abort/shutdown. An
+ * executor error fails every live request and marks the engine dead; the process lives on.
+ */
+import { readResult } from './batch-layout.ts';
+import type { EngineConfig } from './config.ts';
+import { createEngineParts, type CreateEngineOptions } from './engine-factory.ts';
+import { DetokDispatcher, type DetokSink } from './detok-dispatcher.ts';
+import { postprocessStep } from './postprocess.ts';
+import { checkRequest } from './request-checks.ts';
+import { collectOutput, RequestStream } from './request-stream.ts';
+import { RngStream } from './rng.ts';
+import { BlockManager } from './block-manager.ts';
+import { Scheduler } from './scheduler.ts';
+import { Sequence } from './sequence.ts';
+import { StepBatchPacker } from './step-batch.ts';
+import { StepTimingRing } from './step-timings.ts';
+import {
+  DEFAULT_SAMPLING_PARAMS,
+  EngineInputError,
+  type EngineClient,
+  type EngineStats,
+  type PromptInput,
+  type RequestDelta,
+  type RequestOutput,
+  type SamplingParams,
+  type StepTiming,
+} from './types.ts';
+import type { ChatTemplate } from './tokenizer-config.ts';
+import type { NativeExecutor } from './native.ts';
+import type { TokenizerPoolApi } from '../workers/protocol.ts';
+
+/** What the engine runs on: built by Engine.create (engine-factory.ts), or by tests with fakes. */
+export interface EngineParts {
+  config: EngineConfig;
+  executor: Pick<NativeExecutor, 'step' | 'numBlocks' | 'close'>;
+  pool: Pick<TokenizerPoolApi, 'detokenizeStep' | 'tokenize' | 'decode' | 'close'>;
+  chatTemplate: ChatTemplate | null;
+}
+
+export class Engine implements EngineClient {
+  readonly config: EngineConfig;
+  readonly modelName: string;
+  readonly maxModelLen: number;
+  readonly vocabSize: number;
+  readonly chatTemplate: ChatTemplate | null;
+  readonly blockManager: BlockManager;
+  readonly scheduler: Scheduler;
+  private readonly executor: EngineParts['executor'];
+  private readonly pool: EngineParts['pool'];
+  private readonly packer: StepBatchPacker;
+  private readonly detok: DetokDispatcher;
+  private readonly timings: StepTimingRing;
+  private readonly eosTokenIds: ReadonlySet<number>;
+  /** Live requests: not yet reported finished. */
+  private readonly seqs = new Map<number, Sequence>();
+  private readonly seqIdOfRequest = new Map<string, number>();
+  private readonly streams = new Map<number, RequestStream>();
+  private nextSeqId = 0;
+  private stepCount = 0;
+  private isAlive = true;
+  private isAccepting = true;
+  private isStopped = false;
+  private deathError: Error | null = null;
+  private wake: (() => void) | null = null;
+  private readonly loopDone: Promise<void>;
+
+  /** Validates options, loads the executor and the tokenizer pool (see engine-factory.ts). */
+  static async create(options: CreateEngineOptions): Promise<Engine> {
+    return new Engine(await createEngineParts(options));
+  }
+
+  constructor(parts: EngineParts) {
+    const config = parts.config;
+    this.config = config;
+    this.executor = parts.executor;
+    this.pool = parts.pool;
+    this.chatTemplate = parts.chatTemplate;
+    this.modelName = config.model.name;
+    this.maxModelLen = config.maxModelLen;
+    this.vocabSize = config.model.config.vocabSize;
+    this.eosTokenIds = new Set(config.model.eosTokenIds);
+    this.blockManager = new BlockManager(parts.executor.numBlocks, config.blockSize);
+    this.scheduler = new Scheduler(config, this.blockManager);
+    this.packer = new StepBatchPacker(config.blockSize, new RngStream(config.seed));
+    this.detok = new DetokDispatcher(parts.pool, this.detokSink());
+    this.timings = new StepTimingRing(config.stepTimingsCapacity);
+    this.loopDone = this.runLoop();
+  }
+
+  async addRequest(requestId: string, prompt: PromptInput, params: SamplingParams): Promise<AsyncIterable<RequestDelta>> {
+    this.checkAccepting(requestId);
+    const promptTokenIds = typeof prompt === 'string' ? await this.tokenize(prompt, true) : prompt.promptTokenIds;
+    this.checkAccepting(requestId);
+    checkRequest(promptTokenIds, params, { maxModelLen: this.maxModelLen, vocabSize: this.vocabSize, maxLogprobs: this.config.maxLogprobs });
+    const frozenParams = Object.freeze({ ...params, stop: [...params.stop], stopTokenIds: [...params.stopTokenIds] });
+    const seq = new Sequence(this.nextSeqId++, requestId, promptTokenIds, frozenParams, this.maxModelLen, performance.now());
+    const stream = new RequestStream(requestId, () => this.abort(requestId));
+    this.seqs.set(seq.seqId, seq);
+    this.seqIdOfRequest.set(requestId, seq.seqId);
+    this.streams.set(seq.seqId, stream);
+    this.scheduler.add(seq);
+    this.wakeLoop();
+    return stream;
+  }
+
+  abort(requestId: string): void {
+    const seqId = this.seqIdOfRequest.get(requestId);
+    const seq = seqId === undefined ? undefined : this.seqs.get(seqId);
+    if (!seq || seq.isReported) return;
+    // Blocks are freed by the loop at the next step boundary (a step in flight may read them).
+    seq.abort(performance.now());
+    this.deliver(seq, '', 0, true);
+    this.wakeLoop();
+  }
+
+  /**
+   * Offline batch: runs every prompt (with its own params, or one set for all) to the end.
+   * Outputs are in prompt order.
+   */
+  async generate(prompts: PromptInput[], params: Partial<SamplingParams> | Partial<SamplingParams>[] = {}): Promise<RequestOutput[]> {
+    const paramsOf = (i: number): SamplingParams => ({ ...DEFAULT_SAMPLING_PARAMS, ...(Array.isArray(params) ? params[i] : params) });
+    const batchId = this.nextSeqId;
+    const added = await Promise.allSettled(prompts.map((prompt, i) => this.addRequest(`generate-${batchId}-${i}`, prompt, paramsOf(i))));
+    const failure = added.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failure) {
+      added.forEach((r, i) => r.status === 'fulfilled' && this.abort(`generate-${batchId}-${i}`));
+      throw failure.reason;
+    }
+    return Promise.all(added.map((r, i) => collectOutput(`generate-${batchId}-${i}`, (r as PromiseFulfilledResult<AsyncIterable<RequestDelta>>).value)));
+  }
+
+  async tokenize(text: string, addSpecialTokens: boolean): Promise<number[]> {
+    const [ids] = await this.pool.tokenize([text], addSpecialTokens);
+    return ids;
+  }
+
+  detokenize(tokenIds: number[]): Promise<string> {
+    return this.pool.decode(tokenIds);
+  }
+
+  stats(): EngineStats {
+    return {
+      numRunning: this.scheduler.running.length,
+      numWaiting: this.scheduler.waiting.length,
+      kvUsage: this.blockManager.usage,
+      numBlocks: this.blockManager.numBlocks,
+      numFreeBlocks: this.blockManager.numFree,
+      isAlive: this.isAlive,
+    };
+  }
+
+  /** The most recent step timings, oldest first. */
+  stepTimings(limit?: number): StepTiming[] {
+    return this.timings.recent(limit);
+  }
+
+  get numSteps(): number {
+    return this.stepCount;
+  }
+
+  get numPreemptions(): number {
+    return this.scheduler.numPreemptions;
+  }
+
+  /** Requests not yet finished and reported. */
+  get numLiveRequests(): number {
+    return this.seqs.size;
+  }
+
+  async shutdown(timeoutMs: number): Promise<void> {
+    this.isAccepting = false;
+    const deadline = performance.now() + timeoutMs;
+    while (this.seqs.size > 0 && this.isAlive && performance.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, Math.min(10, Math.max(0, deadline - performance.now()))));
+    }
+    for (const seq of [...this.seqs.values()]) this.abort(seq.requestId);
+    this.isStopped = true;
+    this.wakeLoop();
+    await this.loopDone;
+    await this.detok.drain();
+    await this.pool.close();
+    this.executor.close();
+  }
+
+  private checkAccepting(requestId: string): void {
+    if (!this.isAlive) throw new Error(`the engine is dead: ${this.deathError?.message ?? 'unknown error'}`);
+    if (!this.isAccepting) throw new Error('the engine is shutting down');
+    if (this.seqIdOfRequest.has(requestId)) throw new EngineInputError(`request id '${requestId}' is already in use`, 'request_id');
+  }
+
+  private wakeLoop(): void {
+    const wake = this.wake;
+    this.wake = null;
+    wake?.();
+  }
+
+  private async runLoop(): Promise<void> {
+    while (!this.isStopped) {
+      this.scheduler.removeFinished();
+      if (!this.scheduler.hasWork) {
+        await new Promise<void>((resolve) => {
+          this.wake = resolve;
+        });
+        continue;
+      }
+      try {
+        await this.runStep();
+      } catch (err) {
+        this.die(err instanceof Error ? err : new Error(String(err)));
+        return;
+      }
+    }
+  }
+
+  private async runStep(): Promise<void> {
+    const startMs = performance.now();
+    const { rows, numTokens, numPrefillTokens } = this.scheduler.schedule();
+    if (rows.length === 0) throw new Error('the scheduler found no sequence it could run (KV cache too small for one sequence?)');
+    for (const row of rows) row.seq.firstScheduledMs ??= startMs;
+    const packStartMs = performance.now();
+    const packed = this.packer.pack(rows);
+    const executeStartMs = performance.now();
+    const resultBuffer = await this.executor.step(packed.views.buffer);
+    const postStartMs = performance.now();
+    const result = readResult(resultBuffer, packed.shape, this.vocabSize);
+    const { sampled } = postprocessStep(rows, result, {
+      eosTokenIds: this.eosTokenIds,
+      maxModelLen: this.maxModelLen,
+      maxTopLogprobs: packed.shape.maxTopLogprobs,
+      nowMs: postStartMs,
+    });
+    for (const seq of sampled) this.detok.markDirty(seq);
+    this.scheduler.removeFinished();
+    this.stepCount += 1;
+    const dispatchStartMs = performance.now();
+    this.detok.flush(this.stepCount);
+    const endMs = performance.now();
+    const timing: StepTiming = {
+      step: this.stepCount,
+      startMs,
+      scheduleMs: packStartMs - startMs,
+      packMs: executeStartMs - packStartMs,
+      executeMs: postStartMs - executeStartMs,
+      forwardMs: result.timings[0],
+      sampleMs: result.timings[1],
+      copyMs: result.timings[2],
+      postprocessMs: dispatchStartMs - postStartMs,
+      detokDispatchMs: endMs - dispatchStartMs,
+      detokLagSteps: this.detok.lagSteps,
+      numSeqs: rows.length,
+      numTokens,
+      numPrefillTokens,
+      numRunning: this.scheduler.running.length,
+      numWaiting: this.scheduler.waiting.length,
+      kvUsage: this.blockManager.usage,
+    };
+    this.timings.push(timing);
+    this.config.onStep?.(timing);
+  }
+
+  /** Sends seq's next delta: its output tokens up to numCoveredTokens (absolute) and `text`. */
+  private deliver(seq: Sequence, text: string, numCoveredTokens: number, isLast: boolean): void {
+    const stream = this.streams.get(seq.seqId);
+    if (!stream || seq.isReported) return;
+    const from = seq.numReportedOutputTokens;
+    const to = Math.min(seq.numOutputTokens, Math.max(from, numCoveredTokens - seq.numPromptTokens));
+    if (!isLast && text === '' && to === from) return;
+    const delta: RequestDelta = { requestId: seq.requestId, text, tokenIds: seq.tokenIds.slice(seq.numPromptTokens + from, seq.numPromptTokens + to) };
+    if (seq.logprobs) delta.logprobs = seq.logprobs.slice(from, to);
+    if (seq.numDeltas === 0) delta.promptTokenIds = seq.promptTokenIds;
+    seq.numDeltas += 1;
+    seq.numReportedOutputTokens = to;
+    if (isLast) {
+      delta.finishReason = seq.finishReason ?? 'abort';
+      if (seq.stopReason !== undefined) delta.stopReason = seq.stopReason;
+      delta.usage = { promptTokens: seq.numPromptTokens, completionTokens: to };
+      this.forget(seq);
+    }
+    stream.push(delta);
+  }
+
+  private forget(seq: Sequence): void {
+    seq.isReported = true;
+    this.seqs.delete(seq.seqId);
+    this.streams.delete(seq.seqId);
+    if (this.seqIdOfRequest.get(seq.requestId) === seq.seqId) this.seqIdOfRequest.delete(seq.requestId);
+  }
+
+  private detokSink(): DetokSink {
+    return {
+      deliver: (seq, text, numCoveredTokens, isLast) => this.deliver(seq, text, numCoveredTokens, isLast),
+      fail: (seqs, error) => {
+        for (const seq of seqs) this.failSequence(seq, new Error(`detokenization failed: ${error.message}`, { cause: error }));
+        this.wakeLoop();
+      },
+    };
+  }
+
+  private failSequence(seq: Sequence, error: Error): void {
+    if (seq.isReported) return;
+    seq.abort(performance.now());
+    const stream = this.streams.get(seq.seqId);
+    this.forget(seq);
+    stream?.fail(error);
+  }
+
+  /** An executor error: every live request fails, the engine stops taking new ones. */
+  private die(error: Error): void {
+    this.isAlive = false;
+    this.deathError = error;
+    const failure = new Error(`engine step failed: ${error.message}`, { cause: error });
+    for (const seq of [...this.seqs.values()]) this.failSequence(seq, failure);
+  }
+}
+

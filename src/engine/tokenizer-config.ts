@@ -1,0 +1,53 @@
+/**
+ * The chat template and its special tokens, read from a model's tokenizer_config.json
+ * (the server renders it with @huggingface/jinja; the engine only hands it over).
+ */
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+
+export interface ChatTemplate {
+  template: string;
+  bosToken: string;
+  eosToken: string;
+}
+
+// Special tokens are a string, an AddedToken object ({content: ...}) or null.
+const specialToken = z.union([z.string(), z.object({ content: z.string() }).loose(), z.null()]).optional();
+
+const tokenizerConfigSchema = z
+  .object({
+    // A single template, or named templates ([{name: 'default', template}, {name: 'tool_use', ...}]).
+    chat_template: z.union([z.string(), z.array(z.object({ name: z.string(), template: z.string() }))]).nullish(),
+    bos_token: specialToken,
+    eos_token: specialToken,
+  })
+  .loose();
+
+function tokenText(token: z.infer<typeof specialToken>): string {
+  if (token === undefined || token === null) return '';
+  return typeof token === 'string' ? token : token.content;
+}
+
+/** Reads tokenizerDir/tokenizer_config.json; null when it (or its chat_template) is absent. */
+export async function readChatTemplate(tokenizerDir: string): Promise<ChatTemplate | null> {
+  const file = path.join(tokenizerDir, 'tokenizer_config.json');
+  if (!existsSync(file)) return null;
+  let json: unknown;
+  try {
+    json = JSON.parse(await readFile(file, 'utf8'));
+  } catch (err) {
+    throw new Error(`${file}: invalid JSON (${err instanceof Error ? err.message : String(err)})`);
+  }
+  const parsed = tokenizerConfigSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new Error(`${file}: field '${issue?.path.join('.') ?? ''}': ${issue?.message ?? 'invalid'}`);
+  }
+  const raw = parsed.data.chat_template;
+  if (raw === undefined || raw === null) return null;
+  const template = typeof raw === 'string' ? raw : (raw.find((t) => t.name === 'default') ?? raw[0])?.template;
+  if (template === undefined) return null;
+  return { template, bosToken: tokenText(parsed.data.bos_token), eosToken: tokenText(parsed.data.eos_token) };
+}

@@ -1,0 +1,122 @@
+/**
+ * A stand-in for the native executor that checks the engine's packing instead of running
+ * a model. It keeps a paged "KV cache" of (token id, position) per slot, written through
+ * slotMapping, and picks each sampled row's next token from a hash of the context it reads
+ * back through blockTables/seqLens. A wrong slot, block table or position therefore gives
+ * a different token (or throws), so "same output alone and in a crowd" is a real test of
+ * the scheduler + packer, independent of the native code.
+ */
+import { BATCH_COLUMNS, BATCH_HEADER_INTS, BatchHeader, readResult, resultByteLength, type BatchShape, type LogitsMode } from '../../src/engine/batch-layout.ts';
+
+type Columns = Record<(typeof BATCH_COLUMNS)[number][0], Int32Array | Uint32Array | Float32Array>;
+
+/** Read-only views over a packed batch (the TS mirror of ParseStepBatch). */
+export function viewBatch(buffer: ArrayBuffer): { shape: BatchShape; columns: Columns } {
+  const header = new Int32Array(buffer, 0, BATCH_HEADER_INTS);
+  const shape: BatchShape = {
+    numSeqs: header[BatchHeader.numSeqs],
+    numTokens: header[BatchHeader.numTokens],
+    maxBlocksPerSeq: header[BatchHeader.maxBlocksPerSeq],
+    maxTopLogprobs: header[BatchHeader.maxTopLogprobs],
+    logitsMode: header[BatchHeader.logitsMode] as LogitsMode,
+    numPenaltyTokens: header[BatchHeader.numPenaltyTokens],
+  };
+  const columns: Partial<Columns> = {};
+  let offset = BATCH_HEADER_INTS * 4;
+  for (const [name, kind, length] of BATCH_COLUMNS) {
+    const n = length(shape);
+    columns[name] = kind === 'f32' ? new Float32Array(buffer, offset, n) : kind === 'u32' ? new Uint32Array(buffer, offset, n) : new Int32Array(buffer, offset, n);
+    offset += n * 4;
+  }
+  return { shape, columns: columns as Columns };
+}
+
+function mix(h: number, x: number): number {
+  h = Math.imul(h ^ x, 0x9e3779b1);
+  return (h ^ (h >>> 15)) >>> 0;
+}
+
+export interface FakeExecutorOptions {
+  numBlocks: number;
+  blockSize: number;
+  vocabSize: number;
+  /** Throw from this step (1-based) on. */
+  failAtStep?: number;
+}
+
+export class FakeExecutor {
+  readonly numBlocks: number;
+  readonly device = 'cpu' as const;
+  readonly deviceName = 'fake';
+  numSteps = 0;
+  isClosed = false;
+  private readonly slotTokens: Int32Array;
+  private readonly slotPositions: Int32Array;
+
+  constructor(private readonly options: FakeExecutorOptions) {
+    this.numBlocks = options.numBlocks;
+    this.slotTokens = new Int32Array(options.numBlocks * options.blockSize).fill(-1);
+    this.slotPositions = new Int32Array(options.numBlocks * options.blockSize).fill(-1);
+  }
+
+  /** The token the fake model samples after `context` (what a correct engine must produce). */
+  static nextToken(context: readonly number[], vocabSize: number, temperature: number, keyLo: number, keyHi: number): number {
+    let h = 0x12345678;
+    for (const t of context) h = mix(h, t);
+    if (temperature > 0) h = mix(mix(h, keyLo), keyHi);
+    return h % vocabSize;
+  }
+
+  step(batch: ArrayBuffer): Promise<ArrayBuffer> {
+    return new Promise((resolve, reject) => {
+      setImmediate(() => {
+        try {
+          resolve(this.runStep(batch));
+        } catch (err) {
+          reject(err);
+        }
+      });
+    });
+  }
+
+  close(): void {
+    this.isClosed = true;
+  }
+
+  private runStep(batch: ArrayBuffer): ArrayBuffer {
+    this.numSteps += 1;
+    if (this.options.failAtStep !== undefined && this.numSteps >= this.options.failAtStep) {
+      throw new Error(`fake executor failure at step ${this.numSteps}`);
+    }
+    const { shape, columns: c } = viewBatch(batch);
+    const bs = this.options.blockSize;
+    for (let t = 0; t < shape.numTokens; t++) {
+      this.slotTokens[c.slotMapping[t]] = c.inputIds[t];
+      this.slotPositions[c.slotMapping[t]] = c.positions[t];
+    }
+    const out = new ArrayBuffer(resultByteLength(shape, this.options.vocabSize));
+    const r = readResult(out, shape, this.options.vocabSize);
+    r.topTokenIds.fill(-1);
+    for (let s = 0; s < shape.numSeqs; s++) {
+      if (!c.isSampled[s]) {
+        r.sampledTokenIds[s] = -1;
+        continue;
+      }
+      const context: number[] = [];
+      for (let p = 0; p < c.seqLens[s]; p++) {
+        const slot = c.blockTables[s * shape.maxBlocksPerSeq + Math.floor(p / bs)] * bs + (p % bs);
+        if (this.slotPositions[slot] !== p) throw new Error(`row ${s}: slot ${slot} holds position ${this.slotPositions[slot]}, expected ${p}`);
+        context.push(this.slotTokens[slot]);
+      }
+      const token = FakeExecutor.nextToken(context, this.options.vocabSize, c.temperature[s], c.rngKeyLo[s], c.rngKeyHi[s]);
+      r.sampledTokenIds[s] = token;
+      r.sampledLogprobs[s] = -((token % 10) + 1) / 10;
+      for (let i = 0; i < c.numLogprobs[s]; i++) {
+        r.topTokenIds[s * shape.maxTopLogprobs + i] = (token + i) % this.options.vocabSize;
+        r.topLogprobs[s * shape.maxTopLogprobs + i] = -(i + 1) / 10;
+      }
+    }
+    r.timings[0] = 0.1;
+    return out;
+  }
+}
