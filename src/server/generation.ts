@@ -134,12 +134,16 @@ export class GenerationJob {
     }
   }
 
-  /** Aborts every unfinished choice (the engine frees their blocks at its next step). */
+  /**
+   * Aborts every unfinished choice (the engine frees their blocks at its next step) and closes
+   * its stream, since nobody will read it any more.
+   */
   abort(): void {
     for (const choice of this.#choices) {
       if (choice.isFinished) continue;
       choice.isFinished = true;
       this.#engine.abort(choice.requestId);
+      void choice.iterator.return?.()?.catch(() => {});
     }
   }
 

@@ -18,10 +18,10 @@ const samplingFields = {
   max_tokens: z.number().int().min(1, { error: 'max_tokens must be at least 1' }).nullish(),
   temperature: z.number().min(0, { error: 'temperature must be non-negative' }).nullish(),
   top_p: z.number().gt(0, { error: 'top_p must be in (0, 1]' }).max(1, { error: 'top_p must be in (0, 1]' }).nullish(),
-  top_k: z.number().int().min(-1, { error: 'top_k must be -1 (disable) or at least 1' }).nullish(),
+  top_k: z.number().int().min(-1, { error: 'top_k must be -1 or 0 (disabled) or a positive integer' }).nullish(),
   min_p: z.number().min(0, { error: 'min_p must be in [0, 1]' }).max(1, { error: 'min_p must be in [0, 1]' }).nullish(),
   n: z.number().int().min(1, { error: 'n must be at least 1' }).max(MAX_N, { error: `n must be at most ${MAX_N}` }).nullish(),
-  stop: z.union([z.string(), z.array(z.string())]).nullish(),
+  stop: z.union([z.string(), z.array(z.string())], { error: 'stop must be a string or a list of strings' }).nullish(),
   stop_token_ids: z.array(tokenId).nullish(),
   seed: z.number().int().min(0, { error: 'seed must be a non-negative integer' }).max(Number.MAX_SAFE_INTEGER).nullish(),
   presence_penalty: z.number().min(-2, { error: 'presence_penalty must be in [-2, 2]' }).max(2, { error: 'presence_penalty must be in [-2, 2]' }).nullish(),
@@ -42,7 +42,12 @@ const promptSchema = z.union([
   z.array(z.string()).min(1, { error: 'prompt must not be an empty list' }),
   z.array(tokenId).min(1, { error: 'prompt must not be an empty list' }),
   z.array(z.array(tokenId).min(1, { error: 'a token-id prompt must not be empty' })).min(1, { error: 'prompt must not be an empty list' }),
-], { error: 'prompt must be a string, a list of strings, a list of token ids or a list of token-id lists' });
+], {
+  error: (issue) =>
+    issue.input === undefined
+      ? 'prompt is required'
+      : 'prompt must be a string, a non-empty list of strings, of token ids or of token-id lists',
+});
 
 export const completionRequestSchema = z.object({
   ...samplingFields,
@@ -62,7 +67,9 @@ export type ChatMessage = z.infer<typeof messageSchema>;
 
 export const chatRequestSchema = z.object({
   ...samplingFields,
-  messages: z.array(messageSchema).min(1, { error: 'messages must not be empty' }),
+  messages: z
+    .array(messageSchema, { error: (issue) => (issue.input === undefined ? 'messages is required' : 'messages must be a list of chat messages') })
+    .min(1, { error: 'messages must not be empty' }),
   max_completion_tokens: z.number().int().min(1, { error: 'max_completion_tokens must be at least 1' }).nullish(),
   logprobs: z.boolean().nullish(),
   top_logprobs: z.number().int().min(0, { error: 'top_logprobs must be in [0, 20]' }).max(MAX_TOP_LOGPROBS, { error: `top_logprobs must be in [0, ${MAX_TOP_LOGPROBS}]` }).nullish(),

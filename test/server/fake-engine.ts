@@ -81,6 +81,8 @@ export class FakeEngine implements EngineClient {
     if (!request) return;
     request.isAborted = true;
     this.abortedRequestIds.add(requestId);
+    // As the real engine: blocks come back at the next step boundary, read or not.
+    setTimeout(() => this.#free(request), this.#tokenIntervalMs);
   }
 
   async tokenize(text: string, addSpecialTokens: boolean): Promise<number[]> {
@@ -130,6 +132,7 @@ export class FakeEngine implements EngineClient {
     const source = promptTokenIds.filter((id) => id >= BYTE_OFFSET);
     const cycle = source.length > 0 ? source : [BYTE_OFFSET + 'x'.charCodeAt(0)];
     let text = '';
+    let numSent = 0;
     let isFirst = true;
     try {
       for (let i = 0; ; i++) {
@@ -149,17 +152,21 @@ export class FakeEngine implements EngineClient {
           yield this.#finish(request, { ...base, text: '', tokenIds: [tokenId], logprobs, finishReason: 'stop', stopReason: tokenId, usage: this.#usage(promptTokenIds, request) });
           return;
         }
-        const piece = await this.detokenize([tokenId]);
-        const stop = request.output.length > params.minTokens ? params.stop.find((s) => (text + piece).includes(s)) : undefined;
+        // `text` is all output so far; `numSent` chars of it went out. A tail that could begin a
+        // stop string is held back, as the real detokenizer does.
+        text += await this.detokenize([tokenId]);
+        const stop = request.output.length > params.minTokens ? params.stop.find((s) => text.includes(s)) : undefined;
         if (stop !== undefined) {
-          const full = text + piece;
-          const cut = full.indexOf(stop) + (params.includeStopStrInOutput ? stop.length : 0);
-          yield this.#finish(request, { ...base, text: full.slice(text.length, Math.max(cut, text.length)), tokenIds: [tokenId], logprobs, finishReason: 'stop', stopReason: stop, usage: this.#usage(promptTokenIds, request) });
+          const cut = text.indexOf(stop) + (params.includeStopStrInOutput ? stop.length : 0);
+          const finalText = text.slice(numSent, Math.max(cut, numSent));
+          yield this.#finish(request, { ...base, text: finalText, tokenIds: [tokenId], logprobs, finishReason: 'stop', stopReason: stop, usage: this.#usage(promptTokenIds, request) });
           return;
         }
-        text += piece;
-        const delta: RequestDelta = { ...base, text: piece, tokenIds: [tokenId], logprobs };
-        if (request.output.length >= params.maxTokens) {
+        const isLast = request.output.length >= params.maxTokens;
+        const sendUpTo = isLast ? text.length : text.length - heldBackLength(text, params.stop);
+        const delta: RequestDelta = { ...base, text: text.slice(numSent, Math.max(sendUpTo, numSent)), tokenIds: [tokenId], logprobs };
+        numSent = Math.max(sendUpTo, numSent);
+        if (isLast) {
           yield this.#finish(request, { ...delta, finishReason: 'length', usage: this.#usage(promptTokenIds, request) });
           return;
         }
@@ -188,6 +195,20 @@ function fakeLogprob(tokenId: number, numTop: number): TokenLogprob {
     logprob: rank === numTop - 1 && numTop > 1 ? Number.NEGATIVE_INFINITY : -0.5 - rank,
   }));
   return { tokenId, logprob: -0.5, top };
+}
+
+/** Length of the longest tail of `text` that is a proper prefix of a stop string. */
+function heldBackLength(text: string, stops: readonly string[]): number {
+  let longest = 0;
+  for (const stop of stops) {
+    for (let n = Math.min(stop.length - 1, text.length); n > longest; n--) {
+      if (text.endsWith(stop.slice(0, n))) {
+        longest = n;
+        break;
+      }
+    }
+  }
+  return longest;
 }
 
 function sleep(ms: number): Promise<void> {

@@ -1,0 +1,54 @@
+// Clients that hang up mid-stream abort their requests: the engine gets every abort and
+// every KV block comes back (fake engine; the real engine's version is in real-engine.test.ts).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FakeEngine } from './fake-engine.ts';
+import { startLiveServer, type LiveServer } from './live-server.ts';
+import { hangUpMidStream, waitForValue } from './stream-clients.ts';
+
+const NUM_CLIENTS = 100;
+let server: LiveServer;
+const engine = new FakeEngine({ tokenIntervalMs: 5, maxModelLen: 4096 });
+
+beforeAll(async () => {
+  server = await startLiveServer({ engine });
+});
+afterAll(async () => {
+  await server.close();
+});
+
+describe('client disconnects', () => {
+  it(`${NUM_CLIENTS} streaming clients hanging up leave zero used blocks`, async () => {
+    const framesRead = await Promise.all(
+      Array.from({ length: NUM_CLIENTS }, (_, i) =>
+        hangUpMidStream(
+          `${server.url}/v1/${i % 2 === 0 ? 'completions' : 'chat/completions'}`,
+          i % 2 === 0 ? { prompt: `client ${i}`, max_tokens: 2000, n: 1 + (i % 3) } : { messages: [{ role: 'user', content: `client ${i}` }], max_tokens: 2000 },
+          3,
+        ),
+      ),
+    );
+    expect(framesRead.every((n) => n >= 3)).toBe(true);
+    expect(await waitForValue(() => engine.numUsedBlocks, 0, 10_000)).toBe(0);
+    expect(engine.stats().numRunning).toBe(0);
+    // Every queued sequence was aborted (none ran to its 2000 tokens).
+    expect(engine.abortedRequestIds.size).toBe(engine.addedRequestIds.length);
+    expect(server.ctx.lifecycle.numInFlight).toBe(0);
+  });
+
+  it('a non-streaming client that hangs up aborts too', async () => {
+    const numAdded = engine.addedRequestIds.length;
+    const controller = new AbortController();
+    const pending = fetch(`${server.url}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ prompt: 'long', max_tokens: 3000 }),
+      signal: controller.signal,
+    }).catch((err: unknown) => err);
+    await waitForValue(() => engine.addedRequestIds.length, numAdded + 1, 5_000);
+    controller.abort();
+    await pending;
+    const requestId = engine.addedRequestIds[numAdded];
+    expect(await waitForValue(() => engine.abortedRequestIds.has(requestId), true, 5_000)).toBe(true);
+    expect(await waitForValue(() => engine.numUsedBlocks, 0, 5_000)).toBe(0);
+  });
+});

@@ -1,0 +1,135 @@
+// The openai npm package against a live server backed by the fake (echo) engine: both endpoints,
+// whole and streamed, n > 1, usage, logprobs, stop strings and the API key.
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FakeEngine } from './fake-engine.ts';
+import { startLiveServer, type LiveServer } from './live-server.ts';
+
+/** What the fake engine writes for a prompt: its bytes, cycled, cut to maxTokens bytes (ASCII). */
+function echoOf(prompt: string, maxTokens: number): string {
+  return Array.from({ length: maxTokens }, (_, i) => prompt[i % prompt.length]).join('');
+}
+
+let server: LiveServer;
+let client: OpenAI;
+const engine = new FakeEngine();
+const API_KEY = 'test-key-123';
+
+beforeAll(async () => {
+  server = await startLiveServer({ engine, apiKey: API_KEY, servedModelNames: ['echo-a', 'echo-b'] });
+  client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: API_KEY, maxRetries: 0 });
+});
+afterAll(async () => {
+  await server.close();
+});
+
+describe('openai client against the fake engine', () => {
+  it('completes text and counts usage', async () => {
+    const prompt = 'Hello there';
+    const completion = await client.completions.create({ model: 'echo-a', prompt, max_tokens: 7 });
+    expect(completion.object).toBe('text_completion');
+    expect(completion.model).toBe('echo-a');
+    expect(completion.choices).toHaveLength(1);
+    expect(completion.choices[0].text).toBe(echoOf(prompt, 7));
+    expect(completion.choices[0].finish_reason).toBe('length');
+    // byte-level fake tokenizer: one token per byte plus BOS
+    expect(completion.usage).toEqual({ prompt_tokens: prompt.length + 1, completion_tokens: 7, total_tokens: prompt.length + 8 });
+  });
+
+  it('accepts a second served name and token-id prompts', async () => {
+    const ids = await engine.tokenize('xyz', false);
+    const completion = await client.completions.create({ model: 'echo-b', prompt: [ids, ids], max_tokens: 4 });
+    expect(completion.choices.map((c) => [c.index, c.text])).toEqual([[0, 'xyzx'], [1, 'xyzx']]);
+    expect(completion.usage?.prompt_tokens).toBe(6);
+  });
+
+  it('streams completions whose text concatenates to the whole answer', async () => {
+    const prompt = 'stream me';
+    const stream = await client.completions.create({ model: 'echo-a', prompt, max_tokens: 12, stream: true, stream_options: { include_usage: true } });
+    let text = '';
+    const finishReasons: (string | null)[] = [];
+    let usage: OpenAI.CompletionUsage | undefined;
+    for await (const chunk of stream) {
+      if (chunk.usage) usage = chunk.usage;
+      for (const choice of chunk.choices) {
+        text += choice.text;
+        if (choice.finish_reason) finishReasons.push(choice.finish_reason);
+      }
+    }
+    expect(text).toBe(echoOf(prompt, 12));
+    expect(finishReasons).toEqual(['length']);
+    expect(usage?.completion_tokens).toBe(12);
+  });
+
+  it('chats, whole and streamed, the role arriving with the first token', async () => {
+    const messages: OpenAI.ChatCompletionMessageParam[] = [{ role: 'user', content: 'ping' }];
+    const whole = await client.chat.completions.create({ model: 'echo-a', messages, max_tokens: 9 });
+    expect(whole.choices[0].message.role).toBe('assistant');
+    expect(whole.choices[0].message.content).toHaveLength(9);
+
+    const stream = await client.chat.completions.create({ model: 'echo-a', messages, max_tokens: 9, stream: true });
+    const chunks: OpenAI.ChatCompletionChunk[] = [];
+    for await (const chunk of stream) chunks.push(chunk);
+    expect(chunks[0].choices[0].delta.role).toBe('assistant');
+    expect(chunks[0].choices[0].delta.content?.length).toBeGreaterThan(0);
+    expect(chunks.slice(1).every((c) => c.choices[0].delta.role === undefined)).toBe(true);
+    expect(chunks.map((c) => c.choices[0].delta.content).join('')).toBe(whole.choices[0].message.content);
+  });
+
+  it('streams n=2 as two indexed choices, each with exactly one finish_reason', async () => {
+    const stream = await client.chat.completions.create({
+      model: 'echo-a', messages: [{ role: 'user', content: 'twins' }], max_tokens: 6, n: 2, stream: true,
+      stream_options: { include_usage: true }, logprobs: true, top_logprobs: 0,
+    });
+    const texts = new Map<number, string>();
+    const finishes = new Map<number, string[]>();
+    let numTokens = 0;
+    let usage: OpenAI.CompletionUsage | undefined;
+    for await (const chunk of stream) {
+      if (chunk.usage) {
+        usage = chunk.usage;
+        expect(chunk.choices).toEqual([]);
+      }
+      for (const choice of chunk.choices) {
+        texts.set(choice.index, (texts.get(choice.index) ?? '') + (choice.delta.content ?? ''));
+        numTokens += choice.logprobs?.content?.length ?? 0;
+        if (choice.finish_reason) finishes.set(choice.index, [...(finishes.get(choice.index) ?? []), choice.finish_reason]);
+      }
+    }
+    expect([...texts.keys()].sort()).toEqual([0, 1]);
+    expect(finishes.get(0)).toEqual(['length']);
+    expect(finishes.get(1)).toEqual(['length']);
+    expect(numTokens).toBe(12);
+    expect(usage?.completion_tokens).toBe(numTokens);
+  });
+
+  it('cuts at a stop string and reports it', async () => {
+    const completion = await client.completions.create({ model: 'echo-a', prompt: 'abcdef', max_tokens: 20, stop: ['de'] });
+    expect(completion.choices[0].text).toBe('abc');
+    expect(completion.choices[0].finish_reason).toBe('stop');
+    expect((completion.choices[0] as unknown as { stop_reason: string }).stop_reason).toBe('de');
+  });
+
+  it('writes -inf logprobs as -9999.0', async () => {
+    const completion = await client.completions.create({ model: 'echo-a', prompt: 'ab', max_tokens: 3, logprobs: 2 });
+    const logprobs = completion.choices[0].logprobs;
+    expect(logprobs?.tokens).toEqual(['a', 'b', 'a']);
+    expect(logprobs?.text_offset).toEqual([0, 1, 2]);
+    const alternatives = logprobs?.top_logprobs?.flatMap((top) => Object.values(top)) ?? [];
+    expect(alternatives).toContain(-9999);
+    expect(alternatives.every((v) => Number.isFinite(v))).toBe(true);
+  });
+
+  it('refuses a wrong API key with 401', async () => {
+    const wrong = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'nope', maxRetries: 0 });
+    await expect(wrong.models.list()).rejects.toMatchObject({ status: 401, code: 'invalid_api_key' });
+    // Outside /v1 there is no key to give.
+    expect((await fetch(`${server.url}/health`)).status).toBe(200);
+  });
+
+  it('lists the served models', async () => {
+    const models = await client.models.list();
+    expect(models.data.map((m) => m.id)).toEqual(['echo-a', 'echo-b']);
+    expect(models.data[0]).toMatchObject({ object: 'model', owned_by: 'spindle', max_model_len: engine.maxModelLen });
+  });
+});
