@@ -35,6 +35,8 @@ const ITEM_COST_TOKENS = 2;
 export interface DetokStepOptions {
   /** Tests only (needs TokenizerPoolOptions.crashForTest): the first shard's first attempt crashes. */
   crashForTest?: CrashMode;
+  /** Called with each shard's message right after it is posted (tests check the arrays were transferred). */
+  onShardPosted?: (message: DetokStepMessage) => void;
 }
 
 /** What the last detokenizeStep() cost, for benchmarks and step timings. */
@@ -83,6 +85,8 @@ export class TokenizerPool implements TokenizerPoolApi {
   /** Smallest shard worth its own message; fewer items → fewer shards. */
   minItemsPerShard = 8;
   lastStepStats: DetokStepStats | null = null;
+  /** Worker-level errors Piscina reported (a worker that failed outside a task); tasks retry. */
+  numWorkerErrors = 0;
   private readonly piscina: Piscina<WorkerMessage, unknown>;
 
   constructor(options: TokenizerPoolOptions) {
@@ -102,6 +106,15 @@ export class TokenizerPool implements TokenizerPoolApi {
       idleTimeout: Number.POSITIVE_INFINITY,
       workerData: workerInit,
     });
+    // Without a listener an 'error' event would crash the process; the failed task is retried.
+    this.piscina.on('error', () => {
+      this.numWorkerErrors += 1;
+    });
+  }
+
+  /** threadIds of the live workers (a crashed one is replaced by a new thread). */
+  get workerThreadIds(): number[] {
+    return this.piscina.threads.map((worker) => worker.threadId);
   }
 
   /** Resolves once every worker has started and loaded the tokenizer. */
@@ -124,12 +137,12 @@ export class TokenizerPool implements TokenizerPoolApi {
       const slice = items.slice(starts[s], starts[s + 1]);
       shardItems.push(slice);
       const crashForTest = s === 0 ? options.crashForTest : undefined;
-      const firstTry = this.runShard(slice, crashForTest);
+      const firstTry = this.runShard(slice, crashForTest, options.onShardPosted);
       replies.push(
         firstTry.catch(() => {
           // The worker died or threw; Piscina has replaced it. The task is stateless: run it again.
           numRetries += 1;
-          return this.runShard(slice, undefined);
+          return this.runShard(slice, undefined, options.onShardPosted);
         }),
       );
     }
@@ -175,10 +188,16 @@ export class TokenizerPool implements TokenizerPoolApi {
     await this.piscina.close();
   }
 
-  private runShard(items: readonly DetokItem[], crashForTest: CrashMode | undefined): Promise<DetokStepReply> {
+  private runShard(
+    items: readonly DetokItem[],
+    crashForTest: CrashMode | undefined,
+    onShardPosted: ((message: DetokStepMessage) => void) | undefined,
+  ): Promise<DetokStepReply> {
     const message: DetokStepMessage = packDetokShard(items, this.tokenizerDir);
     if (crashForTest !== undefined) message.crashForTest = crashForTest;
-    return this.piscina.run(message, { transferList: shardTransferables(message) }) as Promise<DetokStepReply>;
+    const reply = this.piscina.run(message, { transferList: shardTransferables(message) }) as Promise<DetokStepReply>;
+    onShardPosted?.(message);
+    return reply;
   }
 
   /** Tokenize/decode messages are small and not transferred, so the same message can be re-sent. */
