@@ -46,6 +46,10 @@ __device__ __forceinline__ uint32_t OrderedKey(float v) {
   return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
 }
 
+__device__ __forceinline__ float KeyToFloat(uint32_t key) {
+  return __uint_as_float((key & 0x80000000u) ? (key & 0x7fffffffu) : ~key);
+}
+
 struct Best {
   float value;
   int32_t id;
@@ -72,6 +76,8 @@ struct RowShared {
   float slot_value[4];          // [cluster] this block's partial of reduction #i
   int32_t slot_id[4];           // [cluster]
   int32_t slot_greater, slot_equal;  // [cluster] top-N: local counts above / at the threshold
+  int32_t slot_ties, slot_cutoff;    // [cluster] top-p ties: local count, local cutoff id
+  int32_t tie_found;
   float cand_value[kMaxCandidates];  // [cluster] rank 0 only: top-N candidates
   int32_t cand_id[kMaxCandidates];   // [cluster]
   int32_t cand_count;                // [cluster]
@@ -81,7 +87,7 @@ struct RowShared {
   float bcast_value;            // results broadcast to the block
   int32_t bcast_id;
   uint32_t bcast_bin;
-  u64 bcast_above, bcast_target;
+  u64 bcast_above, bcast_target, bcast_bin_weight;
 };
 
 // Reductions over the cluster. Each returns the same value in every thread of every block.
@@ -164,11 +170,18 @@ __device__ __forceinline__ void WarpHistogramAdd(u64* hist, bool active, uint32_
   if ((threadIdx.x & 31) == leader) atomicAdd(&hist[bin], add);
 }
 
+struct SelectResult {
+  uint32_t key;    // the selected key t
+  u64 above;       // weight of keys > t (and >= lower)
+  u64 target;      // the weight asked for
+  u64 at_key;      // weight of keys == t
+};
+
 // The largest key t such that the weight of this row's tokens with key >= max(t, lower) is
 // >= target (count: target = target_count; mass: target = ceil(top_p * mass of keys >= lower)).
 // All of the cluster's blocks return the same key; `pass_counter` alternates the histograms.
 template <bool kMass>
-__device__ uint32_t RadixSelect(RowContext& ctx, const float* x, int32_t num_local, uint32_t lower,
+__device__ SelectResult RadixSelect(RowContext& ctx, const float* x, int32_t num_local, uint32_t lower,
                                 u64 target_count, float top_p, float row_max, int& pass_counter) {
   RowShared& sh = ctx.sh;
   const int32_t num_padded = (num_local + kThreads - 1) / kThreads * kThreads;
@@ -226,6 +239,7 @@ __device__ uint32_t RadixSelect(RowContext& ctx, const float* x, int32_t num_loc
           acc += h;
         }
         sh.bcast_bin = chosen;
+        sh.bcast_bin_weight = sh.hist_total[chosen];
         sh.bcast_above = acc;
         sh.bcast_target = target;
       }
@@ -235,7 +249,57 @@ __device__ uint32_t RadixSelect(RowContext& ctx, const float* x, int32_t num_loc
     above = sh.bcast_above;
     target = sh.bcast_target;
   }
-  return prefix;
+  return SelectResult{prefix, above, target, sh.bcast_bin_weight};
+}
+
+// Block-wide ordered compaction step: for each chunk of kThreads slice positions (in id
+// order), calls visit(j, order) for each position j whose predicate holds, `order` counting
+// such positions from 0 in id order; stops after the chunk where `limit` is reached.
+template <typename Pred, typename Visit>
+__device__ void ForEachInIdOrder(RowContext& ctx, int32_t num_local, int32_t limit, Pred pred, Visit visit) {
+  int32_t taken = 0;
+  for (int32_t base = 0; base < num_local && taken < limit; base += kThreads) {
+    const int32_t j = base + ctx.tid;
+    const bool hit = j < num_local && pred(j);
+    const unsigned ballot = __ballot_sync(kFullMask, hit);
+    if (ctx.lane == 0) ctx.sh.warp_count[ctx.warp] = __popc(ballot);
+    __syncthreads();
+    int32_t order = taken + __popc(ballot & ((1u << ctx.lane) - 1));
+    int32_t chunk_total = 0;
+    for (int w = 0; w < kWarps; ++w) {
+      if (w < ctx.warp) order += ctx.sh.warp_count[w];
+      chunk_total += ctx.sh.warp_count[w];
+    }
+    if (hit) visit(j, order);
+    taken += chunk_total;
+    __syncthreads();
+  }
+}
+
+// The id of the `wanted`-th (from 1) lowest-id token of the row whose key is `key`.
+__device__ int32_t LowestIdTieCutoff(RowContext& ctx, const float* x, int32_t num_local, int32_t first_token,
+                                     uint32_t key, int32_t wanted) {
+  RowShared& sh = ctx.sh;
+  int32_t ties = 0;
+  for (int32_t j = ctx.tid; j < num_local; j += kThreads) ties += OrderedKey(x[j]) == key;
+  ties = ctx.BlockSumInt(ties);
+  if (ctx.tid == 0) { sh.slot_ties = ties; sh.tie_found = INT_MAX; }
+  ctx.cluster.sync();
+  int32_t before = 0;
+  for (int r = 0; r < static_cast<int>(ctx.cluster.block_rank()); ++r) before += *ctx.cluster.map_shared_rank(&sh.slot_ties, r);
+  if (before < wanted && wanted <= before + ties) {
+    const int32_t need = wanted - before - 1;  // 0-based order within this block
+    ForEachInIdOrder(
+        ctx, num_local, need + 1, [&](int32_t j) { return OrderedKey(x[j]) == key; },
+        [&](int32_t j, int32_t order) {
+          if (order == need) sh.tie_found = first_token + j;
+        });
+  }
+  if (ctx.tid == 0) sh.slot_cutoff = sh.tie_found;
+  ctx.cluster.sync();
+  int32_t cutoff = INT_MAX;
+  for (int r = 0; r < kClusterBlocks; ++r) cutoff = min(cutoff, *ctx.cluster.map_shared_rank(&sh.slot_cutoff, r));
+  return cutoff;
 }
 
 // grid = [num_rows * kClusterBlocks], block = [kThreads], dynamic shared memory:
@@ -349,20 +413,32 @@ __global__ void __cluster_dims__(kClusterBlocks, 1, 1) __launch_bounds__(kThread
     uint32_t lower = 0;  // keep keys >= lower
     const int32_t top_k = args.top_k[row];
     if (top_k > 0 && top_k < vocab) {
-      lower = RadixSelect<false>(ctx, x, num_local, 0, static_cast<u64>(top_k), 1.f, row_max, pass_counter);
+      lower = RadixSelect<false>(ctx, x, num_local, 0, static_cast<u64>(top_k), 1.f, row_max, pass_counter).key;
     }
     const float top_p = args.top_p[row];
+    int32_t tie_cutoff = INT_MAX;  // tokens at key == lower are kept only up to this id
     if (top_p < 1.f) {
-      lower = RadixSelect<true>(ctx, x, num_local, lower, 0, top_p, row_max, pass_counter);
+      const SelectResult cut = RadixSelect<true>(ctx, x, num_local, lower, 0, top_p, row_max, pass_counter);
+      lower = cut.key;
+      // Ties at the cut all weigh the same: keep, in id order, just enough of them to reach
+      // the target (the CPU sampler's sorted order), not all.
+      const u64 tie_weight = MassWeight(KeyToFloat(cut.key), row_max);
+      if (tie_weight > 0) {
+        const u64 num_ties = cut.at_key / tie_weight;
+        const u64 ties_needed = (cut.target - cut.above + tie_weight - 1) / tie_weight;
+        if (ties_needed < num_ties)
+          tie_cutoff = LowestIdTieCutoff(ctx, x, num_local, first_token, cut.key, static_cast<int32_t>(ties_needed));
+      }
     }
     const float min_p = args.min_p[row];
     const uint64_t key = RngKey(args.rng_key_lo[row], args.rng_key_hi[row]);
     Best drawn{-INFINITY, INT_MAX};
     for (int32_t j = tid; j < num_local; j += kThreads) {
       const float v = x[j];
-      if (OrderedKey(v) < lower) continue;
-      if (min_p > 0.f && __expf(v - row_max) < min_p) continue;
+      const uint32_t k = OrderedKey(v);
       const int32_t id = first_token + j;
+      if (k < lower || (k == lower && id > tie_cutoff)) continue;
+      if (min_p > 0.f && __expf(v - row_max) < min_p) continue;
       drawn = Better(drawn, Best{v + GumbelNoise(key, static_cast<uint64_t>(id)), id});
     }
     Best winner = ctx.ReduceBest(drawn, 2);
@@ -378,7 +454,7 @@ __global__ void __cluster_dims__(kClusterBlocks, 1, 1) __launch_bounds__(kThread
   const int32_t num_top = min(min(max(args.num_logprobs[row], 0), max_top), vocab);
   if (num_top > 0) {
     const uint32_t threshold =
-        RadixSelect<false>(ctx, x, num_local, 0, static_cast<u64>(num_top), 1.f, row_max, pass_counter);
+        RadixSelect<false>(ctx, x, num_local, 0, static_cast<u64>(num_top), 1.f, row_max, pass_counter).key;
     int32_t greater = 0, equal = 0;
     for (int32_t j = tid; j < num_local; j += kThreads) {
       const uint32_t k = OrderedKey(x[j]);
@@ -405,28 +481,16 @@ __global__ void __cluster_dims__(kClusterBlocks, 1, 1) __launch_bounds__(kThread
         cand_id[at] = first_token + j;
       }
     }
-    // The lowest-id ties of this block, in id order (block-wide ordered compaction).
-    int32_t ties_taken = 0;
-    for (int32_t base = 0; base < num_local && ties_taken < ties_wanted; base += kThreads) {
-      const int32_t j = base + tid;
-      const bool is_tie = j < num_local && OrderedKey(x[j]) == threshold;
-      const unsigned ballot = __ballot_sync(kFullMask, is_tie);
-      if (ctx.lane == 0) sh.warp_count[ctx.warp] = __popc(ballot);
-      __syncthreads();
-      int32_t order = ties_taken + __popc(ballot & ((1u << ctx.lane) - 1));
-      int32_t chunk_total = 0;
-      for (int w = 0; w < kWarps; ++w) {
-        if (w < ctx.warp) order += sh.warp_count[w];
-        chunk_total += sh.warp_count[w];
-      }
-      if (is_tie && order < ties_wanted) {
-        const int32_t at = atomicAdd(cand_count, 1);
-        cand_value[at] = x[j];
-        cand_id[at] = first_token + j;
-      }
-      ties_taken += chunk_total;
-      __syncthreads();
-    }
+    // The lowest-id ties of this block, in id order.
+    ForEachInIdOrder(
+        ctx, num_local, ties_wanted, [&](int32_t j) { return OrderedKey(x[j]) == threshold; },
+        [&](int32_t j, int32_t order) {
+          if (order < ties_wanted) {
+            const int32_t at = atomicAdd(cand_count, 1);
+            cand_value[at] = x[j];
+            cand_id[at] = first_token + j;
+          }
+        });
     cluster.sync();
     if (rank == 0 && ctx.warp == 0) {
       // Exactly num_top candidates: each lane ranks one by counting those that beat it.
