@@ -1,3 +1,45 @@
+// Registration only: the Executor class and the CUDA availability queries.
 #include <napi.h>
-Napi::Object Init(Napi::Env env, Napi::Object exports) { exports.Set("hello", Napi::String::New(env, "hi")); return exports; }
+
+#include <string>
+
+#include "backend.h"
+#include "executor.h"
+#ifdef SPINDLE_WITH_CUDA
+#include "cuda/sampler_binding.h"  // test-only sampler entry points (test/gpu/sampler.test.ts)
+#endif
+
+namespace {
+
+Napi::Value CudaDeviceCountJs(const Napi::CallbackInfo& info) {
+#ifdef SPINDLE_WITH_CUDA
+  std::string reason;
+  return Napi::Number::New(info.Env(), spindle::CudaDeviceCount(&reason));
+#else
+  return Napi::Number::New(info.Env(), 0);
+#endif
+}
+
+Napi::Value CudaUnavailableReasonJs(const Napi::CallbackInfo& info) {
+#ifdef SPINDLE_WITH_CUDA
+  std::string reason;
+  const int count = spindle::CudaDeviceCount(&reason);
+  return Napi::String::New(info.Env(), count > 0 ? "" : reason);
+#else
+  return Napi::String::New(info.Env(), "built without CUDA (no nvcc at build time)");
+#endif
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("Executor", spindle::Executor::Define(env));
+  exports.Set("cudaDeviceCount", Napi::Function::New(env, CudaDeviceCountJs, "cudaDeviceCount"));
+  exports.Set("cudaUnavailableReason", Napi::Function::New(env, CudaUnavailableReasonJs, "cudaUnavailableReason"));
+#ifdef SPINDLE_WITH_CUDA
+  spindle::cuda::RegisterSamplerTestBindings(env, exports);
+#endif
+  return exports;
+}
+
+}  // namespace
+
 NODE_API_MODULE(spindle_native, Init)

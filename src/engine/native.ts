@@ -85,7 +85,9 @@ export interface NativeBinding {
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const addonPath = path.resolve(here, '../../native/build/Release/spindle_native.node');
+// SPINDLE_NATIVE_ADDON points at another build of the addon (e.g. a CPU-only build made with
+// `cmake-js compile --directory native --out <dir> --CDSPINDLE_CUDA=OFF`).
+const addonPath = process.env.SPINDLE_NATIVE_ADDON ?? path.resolve(here, '../../native/build/Release/spindle_native.node');
 
 let cached: NativeBinding | undefined;
 

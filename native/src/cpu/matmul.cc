@@ -1,0 +1,97 @@
+// Blocked fp32 GEMM for Linear layers: y = x · wᵀ. Both operands are read along k (rows of x
+// and rows of w are contiguous), so the micro-kernel is a 2×4 tile of dot products kept in
+// eight SSE accumulators. Work is split into (32 rows of x) × (64 rows of w) tasks: a task's w
+// rows (64 × k floats) stay in L2 while its x rows stream past them.
+#include <algorithm>
+
+#include "cpu/kernels.h"
+
+namespace spindle {
+namespace cpu {
+namespace {
+
+constexpr int64_t kRowsPerTask = 32;  // of x
+constexpr int64_t kColsPerTask = 64;  // rows of w = columns of y
+
+// y[i + r, j + c] = dot(x row i + r, w row j + c) for r < MR, c < NR.
+template <int MR, int NR>
+void Tile(const float* x, const float* w, float* y, int64_t n, int64_t k, int64_t i, int64_t j,
+          const float* bias, bool accumulate) {
+  float sums[MR][NR];
+  int64_t p = 0;
+#if defined(__SSE2__)
+  __m128 acc[MR][NR];
+  for (int r = 0; r < MR; ++r)
+    for (int c = 0; c < NR; ++c) acc[r][c] = _mm_setzero_ps();
+  for (; p + 4 <= k; p += 4) {
+    __m128 xv[MR];
+    for (int r = 0; r < MR; ++r) xv[r] = _mm_loadu_ps(x + (i + r) * k + p);
+    for (int c = 0; c < NR; ++c) {
+      const __m128 wv = _mm_loadu_ps(w + (j + c) * k + p);
+      for (int r = 0; r < MR; ++r) acc[r][c] = _mm_add_ps(acc[r][c], _mm_mul_ps(xv[r], wv));
+    }
+  }
+  for (int r = 0; r < MR; ++r) {
+    for (int c = 0; c < NR; ++c) {
+      float lanes[4];
+      _mm_storeu_ps(lanes, acc[r][c]);
+      sums[r][c] = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+    }
+  }
+#else
+  for (int r = 0; r < MR; ++r)
+    for (int c = 0; c < NR; ++c) sums[r][c] = 0.f;
+#endif
+  for (; p < k; ++p)
+    for (int r = 0; r < MR; ++r)
+      for (int c = 0; c < NR; ++c) sums[r][c] += x[(i + r) * k + p] * w[(j + c) * k + p];
+  for (int r = 0; r < MR; ++r) {
+    for (int c = 0; c < NR; ++c) {
+      float v = sums[r][c] + (bias ? bias[j + c] : 0.f);
+      float& out = y[(i + r) * n + j + c];
+      out = accumulate ? out + v : v;
+    }
+  }
+}
+
+void RunTask(const float* x, const float* w, const float* bias, float* y, int64_t m, int64_t n, int64_t k,
+             int64_t row0, int64_t col0, bool accumulate) {
+  const int64_t row1 = std::min(m, row0 + kRowsPerTask), col1 = std::min(n, col0 + kColsPerTask);
+  for (int64_t j = col0; j < col1; j += 4) {
+    const bool full_cols = j + 4 <= col1;
+    int64_t i = row0;
+    for (; i + 2 <= row1; i += 2) {
+      if (full_cols) {
+        Tile<2, 4>(x, w, y, n, k, i, j, bias, accumulate);
+      } else {
+        for (int64_t c = j; c < col1; ++c) Tile<2, 1>(x, w, y, n, k, i, c, bias, accumulate);
+      }
+    }
+    if (i < row1) {
+      if (full_cols) {
+        Tile<1, 4>(x, w, y, n, k, i, j, bias, accumulate);
+      } else {
+        for (int64_t c = j; c < col1; ++c) Tile<1, 1>(x, w, y, n, k, i, c, bias, accumulate);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void MatMulTransB(ThreadPool& pool, const float* x, const float* w, const float* bias, float* y,
+                  int64_t m, int64_t n, int64_t k, bool accumulate) {
+  if (m <= 0 || n <= 0) return;
+  const int64_t row_tasks = (m + kRowsPerTask - 1) / kRowsPerTask;
+  const int64_t col_tasks = (n + kColsPerTask - 1) / kColsPerTask;
+  pool.ParallelFor(row_tasks * col_tasks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      // Consecutive tasks share the same w columns, so a thread's chunk reuses them from L2.
+      const int64_t col_task = t / row_tasks, row_task = t % row_tasks;
+      RunTask(x, w, bias, y, m, n, k, row_task * kRowsPerTask, col_task * kColsPerTask, accumulate);
+    }
+  });
+}
+
+}  // namespace cpu
+}  // namespace spindle
