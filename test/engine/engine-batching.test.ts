@@ -161,7 +161,8 @@ describe.each<ExecutorKind>(['fake', 'native'])('engine batching (%s executor)',
     expect(outputs[0].promptTokenIds).toEqual(await roomy.engine.tokenize('Once upon a time', true));
     for (const o of outputs) {
       expect(o.tokenIds).toHaveLength(8);
-      expect(o.text).toBe(await roomy.pool.decode(o.tokenIds));
+      // A decode from the start drops SentencePiece's leading space; the stream had the prompt as context.
+      expect(o.text.trimStart()).toBe((await roomy.pool.decode(o.tokenIds)).trimStart());
     }
     const streamed = await collect(await roomy.engine.addRequest('again', 'The cat sat', greedy({ maxTokens: 8 })));
     expect(streamed.flatMap((d) => d.tokenIds)).toEqual(outputs[1].tokenIds);

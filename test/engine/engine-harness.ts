@@ -70,6 +70,8 @@ export interface TestEngineOptions extends Partial<Omit<EngineOptions, 'model'>>
   /** Pool hook: called before each detokenization step with its 1-based index. */
   crashDetokStep?: number;
   failAtStep?: number;
+  /** Replaces the model's EOS ids (to make a token that does occur end the output). */
+  eosTokenIds?: number[];
 }
 
 export interface TestEngine {
@@ -81,8 +83,9 @@ export interface TestEngine {
 }
 
 export async function makeEngine(kind: ExecutorKind, options: TestEngineOptions = {}): Promise<TestEngine> {
-  const { crashDetokStep, failAtStep, ...engineOptions } = options;
-  const model = kind === 'fake' ? fakeModelSource() : await tinyModelSource();
+  const { crashDetokStep, failAtStep, eosTokenIds, ...engineOptions } = options;
+  const loaded = kind === 'fake' ? fakeModelSource() : await tinyModelSource();
+  const model = eosTokenIds ? { ...loaded, eosTokenIds } : loaded;
   const config = resolveEngineConfig(
     { maxModelLen: 512, maxNumSeqs: 256, maxNumBatchedTokens: 512, blockSize: 16, numBlocks: 512, seed: 1, ...engineOptions, model, device: 'cpu', numThreads: 1 },
     { numCudaDevices: 0, cudaUnavailableReason: 'tests run on the CPU' },
