@@ -1,0 +1,147 @@
+/**
+ * Test helpers for the native executor: a tiny dummy model, executor options, and a batch
+ * builder over createBatch() that fills positions and slots from each sequence's block table
+ * (so every batch it builds passes the executor's validation unless a test breaks it on purpose).
+ */
+import { createBatch, type BatchShape, type BatchViews, type LogitsMode } from '../../src/engine/batch-layout.ts';
+import { loadNative, type NativeBinding, type NativeExecutorOptions, type NativeModelConfig } from '../../src/engine/native.ts';
+
+export const native: NativeBinding = loadNative();
+
+/** A 2-layer Llama-shaped model small enough for thousands of rows per step. */
+export function tinyModel(overrides: Partial<NativeModelConfig> = {}): NativeModelConfig {
+  return {
+    family: 'llama',
+    hiddenSize: 32,
+    intermediateSize: 64,
+    numLayers: 2,
+    numHeads: 4,
+    numKvHeads: 2,
+    headDim: 8,
+    vocabSize: 64,
+    maxPositionEmbeddings: 256,
+    rmsNormEps: 1e-5,
+    ropeTheta: 10000,
+    ropeScaling: null,
+    tieWordEmbeddings: true,
+    attentionBias: false,
+    qkNorm: false,
+    ...overrides,
+  };
+}
+
+export function dummyOptions(overrides: Partial<NativeExecutorOptions> = {}): NativeExecutorOptions {
+  return {
+    device: 'cpu',
+    dtype: 'float32',
+    model: tinyModel(),
+    weights: { kind: 'dummy', seed: 7 },
+    blockSize: 16,
+    numBlocks: 64,
+    gpuMemoryUtilization: 0.9,
+    maxNumSeqs: 512,
+    maxNumBatchedTokens: 4096,
+    // Two cores are shared by two vitest workers.
+    numThreads: 1,
+    ...overrides,
+  };
+}
+
+/** Sampling settings of one row (batch-layout.ts names); defaults = plain sampling at T = 1. */
+export interface RowSampling {
+  temperature: number;
+  topK: number;
+  topP: number;
+  minP: number;
+  presencePenalty: number;
+  frequencyPenalty: number;
+  repetitionPenalty: number;
+  numLogprobs: number;
+  rngKeyLo: number;
+  rngKeyHi: number;
+  /** Penalty history: prompt tokens, then output tokens. */
+  promptTokens: number[];
+  outputTokens: number[];
+}
+
+export const DEFAULT_ROW_SAMPLING: Readonly<RowSampling> = Object.freeze({
+  temperature: 1,
+  topK: 0,
+  topP: 1,
+  minP: 0,
+  presencePenalty: 0,
+  frequencyPenalty: 0,
+  repetitionPenalty: 1,
+  numLogprobs: 0,
+  rngKeyLo: 0,
+  rngKeyHi: 0,
+  promptTokens: [],
+  outputTokens: [],
+});
+
+export interface SeqInput {
+  /** Tokens fed this step. */
+  newTokens: number[];
+  /** Tokens of the sequence already in the cache (positions start here). */
+  numCachedTokens?: number;
+  /** Physical blocks of the whole sequence, in order. */
+  blockIds: number[];
+  isSampled?: boolean;
+  sampling?: Partial<RowSampling>;
+}
+
+export interface BuiltBatch {
+  views: BatchViews;
+  shape: BatchShape;
+}
+
+export function buildBatch(seqs: SeqInput[], blockSize: number, maxTopLogprobs = 0, logitsMode: LogitsMode = 0): BuiltBatch {
+  const rows = seqs.map((s) => ({ ...DEFAULT_ROW_SAMPLING, ...s.sampling }));
+  const shape: BatchShape = {
+    numSeqs: seqs.length,
+    numTokens: seqs.reduce((n, s) => n + s.newTokens.length, 0),
+    maxBlocksPerSeq: Math.max(1, ...seqs.map((s) => s.blockIds.length)),
+    maxTopLogprobs,
+    logitsMode,
+    numPenaltyTokens: rows.reduce((n, r) => n + r.promptTokens.length + r.outputTokens.length, 0),
+  };
+  const b = createBatch(shape);
+  let token = 0;
+  let penalty = 0;
+  seqs.forEach((seq, s) => {
+    const cached = seq.numCachedTokens ?? 0;
+    b.queryStartLoc[s] = token;
+    seq.newTokens.forEach((id, i) => {
+      const pos = cached + i;
+      b.inputIds[token] = id;
+      b.positions[token] = pos;
+      b.slotMapping[token] = seq.blockIds[Math.floor(pos / blockSize)] * blockSize + (pos % blockSize);
+      token++;
+    });
+    b.seqLens[s] = cached + seq.newTokens.length;
+    b.blockTables.set(seq.blockIds, s * shape.maxBlocksPerSeq);
+    b.isSampled[s] = seq.isSampled === false ? 0 : 1;
+    const r = rows[s];
+    b.temperature[s] = r.temperature;
+    b.topK[s] = r.topK;
+    b.topP[s] = r.topP;
+    b.minP[s] = r.minP;
+    b.presencePenalty[s] = r.presencePenalty;
+    b.frequencyPenalty[s] = r.frequencyPenalty;
+    b.repetitionPenalty[s] = r.repetitionPenalty;
+    b.rngKeyLo[s] = r.rngKeyLo;
+    b.rngKeyHi[s] = r.rngKeyHi;
+    b.numLogprobs[s] = r.numLogprobs;
+    b.penaltyOffsets[s] = penalty;
+    b.penaltyPromptLens[s] = r.promptTokens.length;
+    for (const id of [...r.promptTokens, ...r.outputTokens]) b.penaltyTokens[penalty++] = id;
+  });
+  b.queryStartLoc[seqs.length] = token;
+  b.penaltyOffsets[seqs.length] = penalty;
+  return { views: b, shape };
+}
+
+/** `count` one-token sequences at position 0, each in its own block: identical logits per row. */
+export function singleTokenRows(count: number, tokenId: number, sampling: (row: number) => Partial<RowSampling>): SeqInput[] {
+  return Array.from({ length: count }, (_, row) => ({ newTokens: [tokenId], blockIds: [row], sampling: sampling(row) }));
+}

@@ -1,0 +1,281 @@
+/**
+ * The CPU sampler, driven through full executor steps of a tiny dummy model with logitsMode 1,
+ * so each check sees the raw logits the row was sampled from. The float64 reference below
+ * follows native/src/sampling_math.h (vLLM semantics): penalties, temperature, log-softmax,
+ * then top_k -> top_p -> min_p masks, then a draw from the renormalized kept set.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { readResult, type ResultViews } from '../../src/engine/batch-layout.ts';
+import { buildBatch, DEFAULT_ROW_SAMPLING, dummyOptions, native, singleTokenRows, tinyModel, type RowSampling, type SeqInput } from './helpers.ts';
+
+const NUM_ROWS = 512;
+const BLOCK_SIZE = 16;
+const VOCAB = 64;
+/** 200 steps x 512 rows = 102,400 draws per setting. */
+const NUM_STEPS = 200;
+/** Chi-square significance: the draws are deterministic (keyed hash), so this cannot flake. */
+const CHI_SQUARE_Z = 4.265; // one-sided normal quantile of p = 1e-5
+const LOGPROB_BOUND = 1e-5;
+
+const executor = new native.Executor(dummyOptions({ model: tinyModel({ vocabSize: VOCAB }), numBlocks: NUM_ROWS, numThreads: 2 }));
+afterAll(() => executor.close());
+
+type Row = RowSampling;
+const f32 = Math.fround;
+
+/** Penalized, temperature-scaled logits in float64 (greedy rows: T = 1). */
+function processedLogits(raw: Float32Array, r: Row): Float64Array {
+  const x = Float64Array.from(raw);
+  const rp = f32(r.repetitionPenalty);
+  for (const id of new Set([...r.promptTokens, ...r.outputTokens])) {
+    if (rp !== 1) x[id] = x[id] > 0 ? x[id] / rp : x[id] * rp;
+  }
+  const counts = new Map<number, number>();
+  for (const id of r.outputTokens) counts.set(id, (counts.get(id) ?? 0) + 1);
+  for (const [id, count] of counts) x[id] -= f32(r.presencePenalty) + f32(r.frequencyPenalty) * count;
+  if (f32(r.temperature) > 1e-5) for (let i = 0; i < x.length; i++) x[i] /= f32(r.temperature);
+  return x;
+}
+
+function logSoftmax(x: Float64Array): Float64Array {
+  const max = Math.max(...x);
+  const logSum = max + Math.log(x.reduce((s, v) => s + Math.exp(v - max), 0));
+  return x.map((v) => v - logSum);
+}
+
+/** Token ids best first (value desc, id asc). */
+function rankOrder(x: Float64Array): number[] {
+  return Array.from({ length: x.length }, (_, i) => i).sort((a, b) => x[b] - x[a] || a - b);
+}
+
+/** The distribution a row draws from: one-hot for greedy, else softmax over the kept set. */
+function samplingDistribution(raw: Float32Array, r: Row): Float64Array {
+  const x = processedLogits(raw, r);
+  const order = rankOrder(x);
+  const p = new Float64Array(x.length);
+  if (f32(r.temperature) <= 1e-5) {
+    p[order[0]] = 1;
+    return p;
+  }
+  const kept = new Uint8Array(x.length).fill(1);
+  if (r.topK > 0 && r.topK < x.length) {
+    const kth = x[order[r.topK - 1]];
+    x.forEach((v, i) => (kept[i] = v >= kth ? 1 : 0));
+  }
+  const max = x[order[0]];
+  if (r.topP < 1) {
+    const mass = order.reduce((s, id) => s + (kept[id] ? Math.exp(x[id] - max) : 0), 0);
+    let above = 0;
+    order.filter((id) => kept[id]).forEach((id, j) => {
+      if (j > 0 && above >= f32(r.topP)) kept[id] = 0;
+      above += Math.exp(x[id] - max) / mass;
+    });
+  }
+  if (r.minP > 0) x.forEach((v, i) => Math.exp(v - max) < f32(r.minP) && (kept[i] = 0));
+  let total = 0;
+  x.forEach((v, i) => kept[i] && (total += (p[i] = Math.exp(v - max))));
+  return p.map((v) => v / total);
+}
+
+/** Pearson's statistic over bins with expected count >= 5 (the rest pooled into one bin). */
+function chiSquare(observed: number[], expected: Float64Array): { statistic: number; critical: number; degrees: number } {
+  let statistic = 0;
+  let bins = 0;
+  let restObserved = 0;
+  let restExpected = 0;
+  expected.forEach((e, i) => {
+    if (e >= 5) {
+      statistic += (observed[i] - e) ** 2 / e;
+      bins++;
+    } else {
+      restObserved += observed[i];
+      restExpected += e;
+    }
+  });
+  if (restExpected > 0) {
+    statistic += (restObserved - restExpected) ** 2 / restExpected;
+    bins++;
+  }
+  const degrees = Math.max(1, bins - 1);
+  // Wilson-Hilferty approximation of the chi-square quantile.
+  const c = 2 / (9 * degrees);
+  const critical = degrees * (1 - c + CHI_SQUARE_Z * Math.sqrt(c)) ** 3;
+  return { statistic, critical, degrees };
+}
+
+async function runStep(seqs: SeqInput[], maxTopLogprobs = 0): Promise<ResultViews> {
+  const { views, shape } = buildBatch(seqs, BLOCK_SIZE, maxTopLogprobs, 1);
+  return readResult(await executor.step(views.buffer), shape, VOCAB);
+}
+
+const rowOf = (result: ResultViews, s: number): Float32Array => result.logits.subarray(s * VOCAB, (s + 1) * VOCAB);
+
+interface DrawStats {
+  observed: number[];
+  /** Sum over draws of each draw's probabilities. */
+  expected: Float64Array;
+  numDraws: number;
+}
+
+/** NUM_STEPS steps of NUM_ROWS one-token rows, each with its own key. */
+async function drawMany(setting: Partial<Row>, tokenId: number, keyHi: number): Promise<DrawStats> {
+  const observed = new Array<number>(VOCAB).fill(0);
+  const expected = new Float64Array(VOCAB);
+  let numDraws = 0;
+  let numImpossible = 0; // draws of a token the reference gives probability 0 (masked)
+  const row: Row = { ...DEFAULT_ROW_SAMPLING, ...setting };
+  for (let step = 0; step < NUM_STEPS; step++) {
+    const seqs = singleTokenRows(NUM_ROWS, tokenId, (r) => ({ ...setting, rngKeyLo: step * NUM_ROWS + r, rngKeyHi: keyHi }));
+    const result = await runStep(seqs);
+    let cachedRaw: Float32Array | undefined;
+    let cachedP: Float64Array | undefined;
+    for (let s = 0; s < NUM_ROWS; s++) {
+      const raw = rowOf(result, s);
+      // Rows share one context, so their logits (and distribution) are normally identical.
+      if (!cachedRaw || !raw.every((v, i) => v === cachedRaw![i])) {
+        cachedRaw = raw;
+        cachedP = samplingDistribution(raw, row);
+      }
+      const token = result.sampledTokenIds[s];
+      if (!(cachedP![token] > 0)) numImpossible++;
+      observed[token]++;
+      cachedP!.forEach((p, i) => (expected[i] += p));
+      numDraws++;
+    }
+  }
+  expect(numImpossible, `draws of masked tokens under ${JSON.stringify(setting)}`).toBe(0);
+  return { observed, expected, numDraws };
+}
+
+async function probeLogits(tokenId: number): Promise<Float32Array> {
+  const result = await runStep(singleTokenRows(1, tokenId, () => ({})));
+  return rowOf(result, 0).slice();
+}
+
+const SETTINGS: { name: string; setting: Partial<Row> }[] = [
+  { name: 'temperature 0.6', setting: { temperature: 0.6 } },
+  { name: 'temperature 1.5, top_k 8', setting: { temperature: 1.5, topK: 8 } },
+  { name: 'temperature 0.8, top_p 0.7', setting: { temperature: 0.8, topP: 0.7 } },
+  { name: 'min_p 0.3', setting: { temperature: 1, minP: 0.3 } },
+  { name: 'top_k 20, top_p 0.85, min_p 0.1', setting: { temperature: 0.9, topK: 20, topP: 0.85, minP: 0.1 } },
+];
+
+describe('CPU sampler: draws follow the float64 distribution (chi-square, >= 100k draws each)', () => {
+  SETTINGS.forEach(({ name, setting }, index) => {
+    it(name, async () => {
+      const tokenId = 3 + index;
+      const p = samplingDistribution(await probeLogits(tokenId), { ...DEFAULT_ROW_SAMPLING, ...setting });
+      const isMasked = setting.topK !== undefined || setting.topP !== undefined || setting.minP !== undefined;
+      // A masked setting must actually drop tokens here, or this would not test the masks.
+      if (isMasked) expect(p.filter((v) => v === 0).length).toBeGreaterThan(0);
+      const stats = await drawMany(setting, tokenId, 1000 + index);
+      expect(stats.numDraws).toBeGreaterThanOrEqual(100_000);
+      const { statistic, critical, degrees } = chiSquare(stats.observed, stats.expected);
+      console.log(`${name}: chi2 = ${statistic.toFixed(1)} on ${degrees} df (critical ${critical.toFixed(1)}), ${stats.numDraws} draws`);
+      expect(statistic).toBeLessThan(critical);
+    });
+  });
+
+  it('repetition, presence and frequency penalties', async () => {
+    const tokenId = 11;
+    const raw = await probeLogits(tokenId);
+    const order = rankOrder(Float64Array.from(raw));
+    const lowest = order[VOCAB - 1];
+    // Penalize the most likely tokens (large effect) and the least likely (negative logit path).
+    const setting: Partial<Row> = {
+      temperature: 0.7,
+      repetitionPenalty: 1.8,
+      presencePenalty: 0.4,
+      frequencyPenalty: 0.3,
+      promptTokens: [order[0], lowest, order[0]],
+      outputTokens: [order[1], order[1], order[2], lowest],
+    };
+    const plain = samplingDistribution(raw, { ...DEFAULT_ROW_SAMPLING, temperature: 0.7 });
+    const penalized = samplingDistribution(raw, { ...DEFAULT_ROW_SAMPLING, ...setting });
+    expect(penalized[order[0]]).toBeLessThan(plain[order[0]] * 0.8);
+    const stats = await drawMany(setting, tokenId, 2000);
+    const { statistic, critical, degrees } = chiSquare(stats.observed, stats.expected);
+    console.log(`penalties: chi2 = ${statistic.toFixed(1)} on ${degrees} df (critical ${critical.toFixed(1)}), ${stats.numDraws} draws`);
+    expect(statistic).toBeLessThan(critical);
+    // The penalized draws are not the plain ones: top token seen much less often.
+    expect(stats.observed[order[0]] / stats.numDraws).toBeLessThan(plain[order[0]] * 0.85);
+  });
+});
+
+/** Rows with different contexts (different first tokens), settings and keys. */
+function mixedRows(count: number, offset: number): SeqInput[] {
+  return Array.from({ length: count }, (_, i) => {
+    const r = i + offset;
+    const sampling: Partial<Row> = {
+      temperature: [0, 0.5, 1, 1.7][r % 4],
+      topK: r % 3 === 0 ? 5 : 0,
+      topP: r % 5 === 0 ? 0.8 : 1,
+      minP: r % 7 === 0 ? 0.05 : 0,
+      repetitionPenalty: r % 2 === 0 ? 1.3 : 1,
+      presencePenalty: r % 3 === 1 ? 0.5 : 0,
+      frequencyPenalty: r % 4 === 1 ? 0.25 : 0,
+      promptTokens: [r % VOCAB, (r * 7) % VOCAB],
+      outputTokens: [(r * 3) % VOCAB, (r * 3) % VOCAB, (r * 5 + 1) % VOCAB],
+      numLogprobs: r % 9,
+      rngKeyLo: 0x9e3779b9 ^ r,
+      rngKeyHi: r >>> 3,
+    };
+    return { newTokens: [r % VOCAB], blockIds: [i], sampling };
+  });
+}
+
+describe('CPU sampler: per-row results', () => {
+  it('logprobs and top-N equal the float64 log-softmax of the processed logits', async () => {
+    const seqs = mixedRows(300, 0);
+    const result = await runStep(seqs, 8);
+    seqs.forEach((seq, s) => {
+      const row: Row = { ...DEFAULT_ROW_SAMPLING, ...seq.sampling };
+      const logprobs = logSoftmax(processedLogits(rowOf(result, s), row));
+      const token = result.sampledTokenIds[s];
+      expect(Math.abs(result.sampledLogprobs[s] - logprobs[token])).toBeLessThanOrEqual(LOGPROB_BOUND);
+      const order = rankOrder(logprobs);
+      for (let j = 0; j < 8; j++) {
+        const id = result.topTokenIds[s * 8 + j];
+        if (j >= row.numLogprobs) {
+          expect(id).toBe(-1);
+          continue;
+        }
+        expect(id).toBe(order[j]);
+        expect(Math.abs(result.topLogprobs[s * 8 + j] - logprobs[order[j]])).toBeLessThanOrEqual(LOGPROB_BOUND);
+      }
+    });
+  });
+
+  it('greedy rows (temperature 0) take the argmax of the penalized logits, ties to the lowest id', async () => {
+    const seqs = mixedRows(256, 1000).map((seq) => ({ ...seq, sampling: { ...seq.sampling, temperature: 0 } }));
+    const result = await runStep(seqs, 8);
+    seqs.forEach((seq, s) => {
+      const x = processedLogits(rowOf(result, s), { ...DEFAULT_ROW_SAMPLING, ...seq.sampling });
+      expect(result.sampledTokenIds[s]).toBe(rankOrder(x)[0]);
+    });
+  });
+
+  it("a row's draw depends only on its key and logits, not on the rest of the batch", async () => {
+    const rows = mixedRows(200, 5000);
+    const alone = await runStep(rows, 8);
+    // The same rows shuffled, in a batch with other rows, a multi-token prefill and a row not sampled.
+    const others = mixedRows(150, 9000).map((seq, i) => ({ ...seq, blockIds: [200 + i] }));
+    const prefill: SeqInput = { newTokens: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18], blockIds: [400, 401] };
+    const notSampled: SeqInput = { newTokens: [4, 5], blockIds: [402], isSampled: false };
+    const permutation = rows.map((_, i) => (i * 73) % rows.length);
+    const mixed = [...others.slice(0, 70), prefill, ...permutation.map((i) => rows[i]), notSampled, ...others.slice(70)];
+    const together = await runStep(mixed, 8);
+    expect(together.sampledTokenIds[70]).toBeGreaterThanOrEqual(0);
+    expect(together.sampledTokenIds[71 + rows.length]).toBe(-1);
+    permutation.forEach((rowIndex, j) => {
+      const s = 71 + j;
+      expect(together.sampledTokenIds[s]).toBe(alone.sampledTokenIds[rowIndex]);
+      expect(together.sampledLogprobs[s]).toBe(alone.sampledLogprobs[rowIndex]);
+    });
+    // And a different key gives a different stream: not every re-keyed row repeats its token.
+    const rekeyed = rows.map((seq) => ({ ...seq, sampling: { ...seq.sampling, rngKeyHi: (seq.sampling?.rngKeyHi ?? 0) + 77 } }));
+    const again = await runStep(rekeyed, 8);
+    const changed = rows.filter((seq, s) => (seq.sampling?.temperature ?? 1) > 0 && again.sampledTokenIds[s] !== alone.sampledTokenIds[s]);
+    expect(changed.length).toBeGreaterThan(0);
+  });
+});
