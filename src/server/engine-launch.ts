@@ -1,0 +1,112 @@
+/**
+ * From the command line's engine flags to a running Engine: picks the model (a directory, vLLM's
+ * dummy weights, or the built-in demo model), the device, and shows a progress bar on a TTY
+ * while the weight files are read.
+ */
+import { createReadStream } from 'node:fs';
+import cliProgress from 'cli-progress';
+import { Engine } from '../engine/engine.ts';
+import type { EngineOptions } from '../engine/config.ts';
+import { dummyModelSource, loadModelSource } from '../engine/model-loader.ts';
+import { loadNative } from '../engine/native.ts';
+import type { ModelSource } from '../engine/types.ts';
+import { DEMO_MODEL_NAME, ensureDemoModel } from './demo-model.ts';
+
+export interface EngineFlags {
+  /** null: --load-format dummy with a preset, or the demo model. */
+  modelDir: string | null;
+  loadFormat: 'auto' | 'dummy';
+  /** Preset for --load-format dummy without a directory (src/engine/presets.ts). */
+  dummyPreset: string;
+  /** undefined: CUDA when a device is present, else the CPU (the demo model: the CPU). */
+  device: 'cpu' | 'cuda' | undefined;
+  dtype: 'auto' | 'float32' | 'bfloat16';
+  seed: number;
+  maxModelLen?: number;
+  maxNumSeqs?: number;
+  maxNumBatchedTokens?: number;
+  blockSize?: number;
+  gpuMemoryUtilization?: number;
+  /** KV cache blocks (--num-kv-blocks); sizes the CPU cache, overrides the GPU's profile. */
+  numKvBlocks?: number;
+  detokenizerWorkers?: number;
+}
+
+export interface LaunchedEngine {
+  engine: Engine;
+  /** What /v1/models reports as `root`: the model directory or the preset's name. */
+  modelRoot: string;
+  /** The name served when --served-model-name is not given. */
+  defaultServedName: string;
+}
+
+/** Reads every weight file once with a byte progress bar, warming the page cache for the executor. */
+async function readWeightsWithProgress(source: ModelSource): Promise<void> {
+  if (source.weights.kind !== 'safetensors') return;
+  const files = new Map<string, number>();
+  for (const tensor of source.weights.tensors) files.set(tensor.file, Math.max(files.get(tensor.file) ?? 0, tensor.byteOffset + tensor.byteLength));
+  const totalBytes = [...files.values()].reduce((a, b) => a + b, 0);
+  const bar = new cliProgress.SingleBar(
+    { format: 'loading weights [{bar}] {percentage}% | {valueMiB}/{totalMiB} MiB', hideCursor: true, clearOnComplete: true, stream: process.stderr },
+    cliProgress.Presets.shades_classic,
+  );
+  const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(1);
+  bar.start(totalBytes, 0, { valueMiB: mib(0), totalMiB: mib(totalBytes) });
+  let numRead = 0;
+  try {
+    for (const [file, numBytes] of files) {
+      for await (const chunk of createReadStream(file, { start: 0, end: numBytes - 1, highWaterMark: 8 * 2 ** 20 })) {
+        numRead += (chunk as Buffer).length;
+        bar.update(numRead, { valueMiB: mib(numRead) });
+      }
+    }
+  } finally {
+    bar.stop();
+  }
+}
+
+async function pickModel(flags: EngineFlags, log: (line: string) => void): Promise<{ source: ModelSource; isDemo: boolean }> {
+  if (flags.modelDir === null && flags.loadFormat === 'dummy') {
+    return { source: dummyModelSource(flags.dummyPreset, flags.seed), isDemo: false };
+  }
+  const isDemo = flags.modelDir === null;
+  const dir = flags.modelDir ?? ensureDemoModel(log);
+  const source = await loadModelSource(dir, { onNote: (note) => log(`note: ${note}`) });
+  if (flags.loadFormat === 'dummy') {
+    // vLLM's dummy format: the directory's shapes and tokenizer, random weights.
+    return { source: { ...source, weights: { kind: 'dummy', seed: flags.seed } }, isDemo };
+  }
+  return { source, isDemo };
+}
+
+function pickDevice(flags: EngineFlags, isDemo: boolean): 'cpu' | 'cuda' {
+  if (flags.device !== undefined) return flags.device;
+  if (isDemo) return 'cpu';
+  return loadNative().cudaDeviceCount() > 0 ? 'cuda' : 'cpu';
+}
+
+export async function launchEngine(flags: EngineFlags, log: (line: string) => void): Promise<LaunchedEngine> {
+  const { source, isDemo } = await pickModel(flags, log);
+  const device = pickDevice(flags, isDemo);
+  if (process.stderr.isTTY) await readWeightsWithProgress(source);
+  const options: EngineOptions = {
+    model: source,
+    device,
+    dtype: flags.dtype,
+    seed: flags.seed,
+    maxModelLen: flags.maxModelLen,
+    maxNumSeqs: flags.maxNumSeqs,
+    maxNumBatchedTokens: flags.maxNumBatchedTokens,
+    blockSize: flags.blockSize,
+    gpuMemoryUtilization: flags.gpuMemoryUtilization,
+    numBlocks: flags.numKvBlocks,
+    detokenizerWorkers: flags.detokenizerWorkers,
+  };
+  log(`loading ${isDemo ? 'the demo model' : source.name} on ${device}`);
+  const engine = await Engine.create(options);
+  return {
+    engine,
+    modelRoot: source.dir ?? source.name,
+    defaultServedName: isDemo ? DEMO_MODEL_NAME : source.name,
+  };
+}
