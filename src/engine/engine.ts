@@ -181,6 +181,7 @@ export class Engine implements EngineClient {
     this.isStopped = true;
     this.wakeLoop();
     await this.loopDone;
+    this.scheduler.removeFinished();
     await this.detok.drain();
     await this.pool.close();
     this.executor.close();
