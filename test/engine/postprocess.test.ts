@@ -1,0 +1,67 @@
+import { describe, expect, it } from 'vitest';
+import { readResult, resultByteLength, type BatchShape } from '../../src/engine/batch-layout.ts';
+import { postprocessStep } from '../../src/engine/postprocess.ts';
+import type { ScheduledSeq } from '../../src/engine/scheduler.ts';
+import type { SamplingParams } from '../../src/engine/types.ts';
+import { makeSeq } from './helpers.ts';
+
+/** Runs one postprocess of a single decode row that sampled `tokenId`. */
+function decodeOnce(params: Partial<SamplingParams>, numOutputSoFar: number, tokenId: number, maxModelLen = 4096) {
+  const seq = makeSeq(4, params, maxModelLen);
+  for (let i = 0; i < numOutputSoFar; i++) seq.appendToken(7, null);
+  seq.numComputedTokens = seq.numTokens - 1;
+  const shape: BatchShape = { numSeqs: 1, numTokens: 1, maxBlocksPerSeq: 1, maxTopLogprobs: 2, logitsMode: 0, numPenaltyTokens: 0 };
+  const result = readResult(new ArrayBuffer(resultByteLength(shape, 10)), shape, 10);
+  result.sampledTokenIds[0] = tokenId;
+  result.sampledLogprobs[0] = -0.5;
+  result.topTokenIds.set([tokenId, 3]);
+  result.topLogprobs.set([-0.5, Number.NEGATIVE_INFINITY]);
+  const rows: ScheduledSeq[] = [{ seq, numNewTokens: 1, isSampled: true }];
+  const outcome = postprocessStep(rows, result, { eosTokenIds: new Set([2]), maxModelLen, maxTopLogprobs: 2, nowMs: 1 });
+  return { seq, outcome };
+}
+
+describe('postprocessStep', () => {
+  it('appends the token, advances computed tokens, keeps logprobs (−inf included) when asked', () => {
+    const { seq, outcome } = decodeOnce({ logprobs: 2 }, 0, 5);
+    expect(seq.outputTokenIds).toEqual([5]);
+    expect(seq.numComputedTokens).toBe(4);
+    expect(seq.logprobs).toEqual([{ tokenId: 5, logprob: -0.5, top: [{ tokenId: 5, logprob: -0.5 }, { tokenId: 3, logprob: Number.NEGATIVE_INFINITY }] }]);
+    expect(outcome.sampled).toEqual([seq]);
+    expect(outcome.finished).toEqual([]);
+    expect(seq.firstTokenMs).toBe(1);
+  });
+
+  it('checks in vLLM order: length, then min_tokens, then EOS (unless ignore_eos), then stop ids', () => {
+    expect(decodeOnce({ maxTokens: 3 }, 2, 2).seq).toMatchObject({ finishReason: 'length' });
+    expect(decodeOnce({ maxTokens: 50 }, 0, 2, 5).seq).toMatchObject({ finishReason: 'length' });
+    expect(decodeOnce({}, 0, 2).seq).toMatchObject({ finishReason: 'stop', stopReason: undefined });
+    expect(decodeOnce({ ignoreEos: true }, 0, 2).seq.isFinished).toBe(false);
+    expect(decodeOnce({ minTokens: 2 }, 0, 2).seq.isFinished).toBe(false);
+    expect(decodeOnce({ minTokens: 2 }, 1, 2).seq).toMatchObject({ finishReason: 'stop' });
+    expect(decodeOnce({ stopTokenIds: [5] }, 0, 5).seq).toMatchObject({ finishReason: 'stop', stopReason: 5 });
+    expect(decodeOnce({ stopTokenIds: [5], ignoreEos: true }, 0, 5).seq).toMatchObject({ finishReason: 'stop', stopReason: 5 });
+    expect(decodeOnce({ stopTokenIds: [5], minTokens: 3 }, 0, 5).seq.isFinished).toBe(false);
+  });
+
+  it('skips rows finished while the step ran and leaves unsampled chunks without a token', () => {
+    const done = makeSeq(3);
+    done.abort(0);
+    const chunk = makeSeq(10);
+    const shape: BatchShape = { numSeqs: 2, numTokens: 8, maxBlocksPerSeq: 1, maxTopLogprobs: 0, logitsMode: 0, numPenaltyTokens: 0 };
+    const result = readResult(new ArrayBuffer(resultByteLength(shape, 10)), shape, 10);
+    result.sampledTokenIds.set([4, -1]);
+    const outcome = postprocessStep(
+      [
+        { seq: done, numNewTokens: 3, isSampled: true },
+        { seq: chunk, numNewTokens: 5, isSampled: false },
+      ],
+      result,
+      { eosTokenIds: new Set(), maxModelLen: 100, maxTopLogprobs: 0, nowMs: 0 },
+    );
+    expect(done.numOutputTokens).toBe(0);
+    expect(chunk.numComputedTokens).toBe(5);
+    expect(chunk.numOutputTokens).toBe(0);
+    expect(outcome.sampled).toEqual([]);
+  });
+});
