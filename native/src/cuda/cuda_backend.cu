@@ -1,0 +1,288 @@
+#include "cuda_backend.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "cublas_loader.h"
+#include "cuda_check.h"
+#include "device_buffer.h"
+#include "gemm.h"
+#include "gpu_weights.h"
+#include "kernels.h"
+#include "profile_batch.h"
+#include "rope_frequencies.h"
+#include "sample_step.h"
+
+namespace spindle::cuda {
+namespace {
+
+constexpr int kMaxDecodeSplits = 32;
+constexpr int kMinSplitTokens = 256;
+constexpr size_t kCublasWorkspaceBytes = 32u << 20;
+// Slot of the step result's timing header where the number of D2H copies is reported
+// (ResultTiming.deviceToHostCopies in src/engine/batch-layout.ts).
+constexpr int kTimingD2hCopies = 4;
+
+template <typename T>
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(const ExecutorConfig& config) : config_(config), m_(config.model) {
+    CUDA_CHECK(cudaSetDevice(0));
+    cudaDeviceProp prop{};
+    CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+    device_name_ = prop.name;
+    num_sms_ = prop.multiProcessorCount;
+    const CublasApi& api = LoadCublas();
+    CublasCheck(api.Create(&cublas_), "cublasCreate");
+    CublasCheck(api.SetStream(cublas_, compute_.get()), "cublasSetStream");
+    cublas_workspace_.Grow(kCublasWorkspaceBytes);
+    CublasCheck(api.SetWorkspace(cublas_, cublas_workspace_.get(), kCublasWorkspaceBytes), "cublasSetWorkspace");
+
+    weights_ = std::make_unique<GpuWeights<T>>(config, compute_.get());
+    const std::vector<float> inv_freq = RopeInverseFrequencies(m_);
+    inv_freq_.Grow(inv_freq.size() * sizeof(float));
+    CUDA_CHECK(cudaMemcpy(inv_freq_.get(), inv_freq.data(), inv_freq.size() * sizeof(float), cudaMemcpyHostToDevice));
+
+    max_tokens_ = std::max(config.max_num_batched_tokens, config.max_num_seqs);
+    max_seqs_ = config.max_num_seqs;
+    AllocateScratch();
+    if (config.num_blocks > 0) {
+      AllocateKvCache(config.num_blocks);
+    } else {
+      ProfileAndSizeKvCache();
+    }
+  }
+
+  ~CudaBackend() override {
+    cudaDeviceSynchronize();
+    if (cublas_) LoadCublas().Destroy(cublas_);
+  }
+
+  int32_t num_blocks() const override { return num_blocks_; }
+  std::string device_name() const override { return device_name_; }
+
+  void Step(const StepBatch& batch, void* out) override {
+    const auto host_start = std::chrono::steady_clock::now();
+    CUDA_CHECK(cudaSetDevice(0));
+    if (batch.num_tokens > max_tokens_) throw std::runtime_error("cuda step: more tokens than maxNumBatchedTokens");
+    if (batch.num_seqs > max_seqs_) throw std::runtime_error("cuda step: more sequences than maxNumSeqs");
+    const size_t result_bytes = StepResultByteLength(batch, m_.vocab_size);
+    const uint64_t copies_before = num_d2h_copies_;
+    if (batch.num_seqs == 0) {
+      std::memset(out, 0, result_bytes);
+      return;
+    }
+    // Staging: the packed batch as one block (header included), so one H2D copy carries it.
+    const char* host_base = reinterpret_cast<const char*>(batch.input_ids) - kBatchHeaderInts * 4;
+    pinned_batch_.Grow(batch.byte_length);
+    device_batch_.Grow(batch.byte_length);
+    const size_t slab_bytes = result_bytes;
+    device_slab_.Grow(slab_bytes);
+    PinnedBuffer& slot = pinned_slots_[step_index_ % 2];
+    slot.Grow(slab_bytes);
+    std::memcpy(pinned_batch_.get(), host_base, batch.byte_length);
+
+    cudaStream_t stream = compute_.get();
+    CUDA_CHECK(cudaEventRecord(ev_start_.get(), stream));
+    CUDA_CHECK(cudaMemcpyAsync(device_batch_.get(), pinned_batch_.get(), batch.byte_length, cudaMemcpyHostToDevice, stream));
+    // Device views of the batch columns: same offsets as on the host.
+    auto dev = [&](const int32_t* host_column) {
+      return reinterpret_cast<const int32_t*>(device_batch_.get<char>() + (reinterpret_cast<const char*>(host_column) - host_base));
+    };
+    StepResult slab = LayStepResult(device_slab_.get(), batch);
+    const float* logits = Forward(batch, dev, slab);
+    CUDA_CHECK(cudaEventRecord(ev_forward_.get(), stream));
+
+    SampleStep(SamplerArgsForBatch(batch, host_base, device_batch_.get(), logits, m_.vocab_size, m_.vocab_size, slab,
+                                   sampler_workspace_.get(), sampler_workspace_.bytes()),
+               stream);
+    CUDA_CHECK(cudaEventRecord(ev_sampled_.get(), stream));
+
+    // The one device-to-host copy, on its own stream once the compute stream is done.
+    CUDA_CHECK(cudaStreamWaitEvent(copy_.get(), ev_sampled_.get(), 0));
+    CUDA_CHECK(cudaMemcpyAsync(slot.get(), device_slab_.get(), slab_bytes, cudaMemcpyDeviceToHost, copy_.get()));
+    ++num_d2h_copies_;
+    CUDA_CHECK(cudaEventRecord(ev_copied_.get(), copy_.get()));
+    CUDA_CHECK(cudaEventSynchronize(ev_copied_.get()));  // the step's one host synchronisation
+    ++step_index_;
+
+    std::memcpy(out, slot.get(), slab_bytes);
+    float* timings = static_cast<float*>(out);
+    std::fill(timings, timings + kResultHeaderFloats, 0.f);
+    CUDA_CHECK(cudaEventElapsedTime(&timings[0], ev_start_.get(), ev_forward_.get()));
+    CUDA_CHECK(cudaEventElapsedTime(&timings[1], ev_forward_.get(), ev_sampled_.get()));
+    CUDA_CHECK(cudaEventElapsedTime(&timings[2], ev_sampled_.get(), ev_copied_.get()));
+    timings[3] = std::chrono::duration<float, std::milli>(std::chrono::steady_clock::now() - host_start).count();
+    timings[kTimingD2hCopies] = static_cast<float>(num_d2h_copies_ - copies_before);
+  }
+
+ private:
+  template <typename Dev>
+  const float* Forward(const StepBatch& b, Dev dev, const StepResult& slab) {
+    cudaStream_t stream = compute_.get();
+    const int nt = b.num_tokens, ns = b.num_seqs;
+    const int hidden = m_.hidden_size, hd = m_.head_dim, nh = m_.num_heads, nkv = m_.num_kv_heads;
+    const int inter = m_.intermediate_size, vocab = m_.vocab_size;
+    const int qkv_width = (nh + 2 * nkv) * hd;
+    const float eps = m_.rms_norm_eps;
+    T* residual = residual_.get<T>();  // [max_tokens, hidden]
+    T* normed = normed_.get<T>();      // [max_tokens, hidden]
+    T* delta = delta_.get<T>();        // [max_tokens, hidden]
+    T* qkv = qkv_.get<T>();            // [max_tokens, qkv_width]
+    T* attn = attn_.get<T>();          // [max_tokens, nh * hd]
+    T* gate_up = gate_up_.get<T>();    // [max_tokens, 2 * inter]
+    T* act = act_.get<T>();            // [max_tokens, inter]
+
+    int max_query_len = 0, max_seq_len = 0;
+    for (int s = 0; s < ns; ++s) {
+      max_query_len = std::max(max_query_len, b.query_start_loc[s + 1] - b.query_start_loc[s]);
+      max_seq_len = std::max(max_seq_len, b.seq_lens[s]);
+    }
+    const int group = nh / nkv;
+    const bool is_decode = nt == ns && max_query_len == 1 && DecodeAttentionSupported(hd, group);
+    int num_splits = 1, split_tokens = std::max(max_seq_len, 1);
+    if (is_decode) ChooseSplits(ns, max_seq_len, &num_splits, &split_tokens);
+    const AttentionShape shape{ns, nt, nh, nkv, hd, config_.block_size, b.max_blocks_per_seq, qkv_width};
+
+    EmbeddingGather<T>(dev(b.input_ids), weights_->embed, residual, nt, hidden, vocab, stream);
+    const size_t layer_cache_elems = KvLayerElems();
+    for (int i = 0; i < m_.num_layers; ++i) {
+      const GpuLayerWeights<T>& L = weights_->layers[i];
+      T* k_cache = kv_cache_.get<T>() + (2 * static_cast<size_t>(i)) * layer_cache_elems;
+      T* v_cache = k_cache + layer_cache_elems;
+      FusedAddRmsNorm<T>(i == 0 ? nullptr : delta, residual, L.input_norm, normed, nt, hidden, eps, stream);
+      Linear<T>(cublas_, normed, L.qkv, qkv, false, nt, qkv_width, hidden);
+      QkvRopeKvWrite<T>(qkv, L.qkv_bias, L.q_norm, L.k_norm, inv_freq_.get<float>(), dev(b.positions),
+                        dev(b.slot_mapping), k_cache, v_cache, nt, nh, nkv, hd, eps, stream);
+      if (is_decode) {
+        PagedDecodeAttention<T>(qkv, k_cache, v_cache, dev(b.block_tables), dev(b.seq_lens), attn,
+                                decode_workspace_.get<float>(), shape, num_splits, split_tokens, stream);
+      } else {
+        PrefillAttention<T>(qkv, k_cache, v_cache, dev(b.block_tables), dev(b.seq_lens), dev(b.query_start_loc),
+                            dev(b.positions), attn, shape, max_query_len, stream);
+      }
+      Linear<T>(cublas_, attn, L.o_proj, delta, false, nt, hidden, nh * hd);
+      FusedAddRmsNorm<T>(delta, residual, L.post_norm, normed, nt, hidden, eps, stream);
+      Linear<T>(cublas_, normed, L.gate_up, gate_up, false, nt, 2 * inter, hidden);
+      SiluMul<T>(gate_up, act, nt, inter, stream);
+      Linear<T>(cublas_, act, L.down, delta, false, nt, hidden, inter);
+    }
+    FusedAddRmsNorm<T>(delta, residual, weights_->final_norm, normed, nt, hidden, eps, stream);
+    // logitsMode 2 (tests): every token's logits into the slab, besides the sampled rows below.
+    if (b.logits_mode == 2) Linear<T>(cublas_, normed, weights_->lm_head, slab.logits, true, nt, vocab, hidden);
+    T* last = last_hidden_.get<T>();  // [max_seqs, hidden]
+    GatherLastTokenRows<T>(normed, dev(b.query_start_loc), last, ns, hidden, stream);
+    float* logits = b.logits_mode == 1 ? slab.logits : logits_scratch_.get<float>();  // [num_seqs, vocab]
+    Linear<T>(cublas_, last, weights_->lm_head, logits, true, ns, vocab, hidden);
+    return logits;
+  }
+
+  // Split the context when sequences x KV heads would leave the SMs idle (flash-decoding).
+  void ChooseSplits(int num_seqs, int max_seq_len, int* num_splits, int* split_tokens) const {
+    const int blocks = num_seqs * m_.num_kv_heads;
+    int splits = 1;
+    if (blocks < 2 * num_sms_) {
+      splits = std::min((2 * num_sms_ + blocks - 1) / blocks, (max_seq_len + kMinSplitTokens - 1) / kMinSplitTokens);
+      splits = std::max(1, std::min(splits, kMaxDecodeSplits));
+    }
+    int per_split = (max_seq_len + splits - 1) / splits;
+    per_split = (per_split + 15) / 16 * 16;
+    *num_splits = splits;
+    *split_tokens = std::max(per_split, 16);
+  }
+
+  size_t KvLayerElems() const {
+    return static_cast<size_t>(num_blocks_) * config_.block_size * m_.num_kv_heads * m_.head_dim;
+  }
+
+  void AllocateScratch() {
+    const size_t t = max_tokens_, hidden = m_.hidden_size, hd = m_.head_dim;
+    const size_t qkv_width = static_cast<size_t>(m_.num_heads + 2 * m_.num_kv_heads) * hd;
+    residual_.Grow(t * hidden * sizeof(T));
+    normed_.Grow(t * hidden * sizeof(T));
+    delta_.Grow(t * hidden * sizeof(T));
+    qkv_.Grow(t * qkv_width * sizeof(T));
+    attn_.Grow(t * m_.num_heads * hd * sizeof(T));
+    gate_up_.Grow(t * 2 * m_.intermediate_size * sizeof(T));
+    act_.Grow(t * m_.intermediate_size * sizeof(T));
+    last_hidden_.Grow(static_cast<size_t>(max_seqs_) * hidden * sizeof(T));
+    logits_scratch_.Grow(static_cast<size_t>(max_seqs_) * m_.vocab_size * sizeof(float));
+    const size_t sampler_bytes = SampleStepWorkspaceBytes(max_seqs_, m_.vocab_size);
+    if (sampler_bytes > 0) sampler_workspace_.Grow(sampler_bytes);
+    decode_workspace_.Grow(DecodeAttentionWorkspaceBytes(max_seqs_, m_.num_heads, m_.head_dim, kMaxDecodeSplits));
+  }
+
+  void AllocateKvCache(int32_t num_blocks) {
+    kv_cache_.Release();
+    num_blocks_ = num_blocks;
+    kv_cache_.Grow(2 * static_cast<size_t>(m_.num_layers) * KvLayerElems() * sizeof(T));
+  }
+
+  size_t KvBlockBytes() const {
+    return 2 * static_cast<size_t>(m_.num_layers) * config_.block_size * m_.num_kv_heads * m_.head_dim * sizeof(T);
+  }
+
+  // numBlocks = 0: run one step of maxNumBatchedTokens prompt tokens with a cache just large
+  // enough for it, then give the cache what gpuMemoryUtilization leaves.
+  void ProfileAndSizeKvCache() {
+    const int profile_tokens = std::max(1, std::min(config_.max_num_batched_tokens, max_tokens_));
+    const int profile_blocks = (profile_tokens + config_.block_size - 1) / config_.block_size;
+    AllocateKvCache(profile_blocks);
+    const std::vector<int32_t> packed = PackProfileBatch(profile_tokens, config_.block_size, m_.vocab_size);
+    const StepBatch batch = ParseStepBatch(packed.data(), packed.size() * 4);
+    std::vector<char> result(StepResultByteLength(batch, m_.vocab_size));
+    Step(batch, result.data());
+    kv_cache_.Release();
+    CUDA_CHECK(cudaDeviceSynchronize());
+    size_t free_bytes = 0, total_bytes = 0;
+    CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+    const double budget = config_.gpu_memory_utilization * static_cast<double>(total_bytes) -
+                          static_cast<double>(total_bytes - free_bytes);
+    const int64_t blocks = budget > 0 ? static_cast<int64_t>(budget / KvBlockBytes()) : 0;
+    if (blocks < profile_blocks)
+      throw std::runtime_error("cuda: gpuMemoryUtilization " + std::to_string(config_.gpu_memory_utilization) +
+                               " leaves room for only " + std::to_string(blocks) + " KV blocks (need " +
+                               std::to_string(profile_blocks) + ")");
+    AllocateKvCache(static_cast<int32_t>(std::min<int64_t>(blocks, INT32_MAX)));
+    std::fprintf(stderr, "spindle cuda: %s, weights %.2f GiB, %d KV cache blocks of %d tokens (%.2f GiB)\n",
+                 device_name_.c_str(), weights_->bytes() / 1073741824.0, num_blocks_, config_.block_size,
+                 num_blocks_ * static_cast<double>(KvBlockBytes()) / 1073741824.0);
+  }
+
+  ExecutorConfig config_;
+  ModelConfig m_;
+  std::string device_name_;
+  int num_sms_ = 0;
+  int max_tokens_ = 0, max_seqs_ = 0;
+  int32_t num_blocks_ = 0;
+  uint64_t num_d2h_copies_ = 0, step_index_ = 0;
+
+  Stream compute_, copy_;
+  Event ev_start_, ev_forward_, ev_sampled_, ev_copied_;
+  cublasHandle_t cublas_ = nullptr;
+  DeviceBuffer cublas_workspace_;
+  std::unique_ptr<GpuWeights<T>> weights_;
+  DeviceBuffer inv_freq_;  // [head_dim / 2] float
+  DeviceBuffer kv_cache_;  // [num_layers][k, v][num_blocks, block_size, nkv, head_dim] T
+  DeviceBuffer residual_, normed_, delta_, qkv_, attn_, gate_up_, act_, last_hidden_, logits_scratch_, decode_workspace_;
+  DeviceBuffer sampler_workspace_;
+  PinnedBuffer pinned_batch_;     // the packed batch, staged for its one H2D copy
+  DeviceBuffer device_batch_;     // the packed batch on the device
+  DeviceBuffer device_slab_;      // the step result, laid out as batch_layout.h's StepResult
+  PinnedBuffer pinned_slots_[2];  // D2H targets, alternating by step
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> CreateBackend(const ExecutorConfig& config) {
+  if (config.dtype == DType::kF32) return std::make_unique<CudaBackend<float>>(config);
+  if (config.dtype == DType::kBF16) return std::make_unique<CudaBackend<__nv_bfloat16>>(config);
+  throw std::runtime_error("cuda: dtype must be float32 or bfloat16");
+}
+
+}  // namespace spindle::cuda

@@ -1,0 +1,16 @@
+// The CUDA backend: one model on device 0, stepping one packed batch at a time.
+//   Step: packed batch -> pinned staging -> ONE H2D copy -> forward on the compute stream
+//   -> sampling -> every result in ONE device slab laid out as the step result -> ONE D2H
+//   copy on the copy stream (after the compute stream's event) into pinned slot step % 2
+//   -> wait for that copy's event (the step's one host synchronisation) -> out.
+// timings[ResultTiming.deviceToHostCopies] reports the D2H copies made by the step.
+#pragma once
+#include <memory>
+
+#include "backend.h"
+
+namespace spindle::cuda {
+
+std::unique_ptr<Backend> CreateBackend(const ExecutorConfig& config);
+
+}  // namespace spindle::cuda

@@ -1,0 +1,11 @@
+// The packed batch of the KV-sizing profile step: one sequence of `num_tokens` prompt tokens
+// in blocks 0.. of a cache just large enough, greedy, no penalties (layout: batch_layout.h).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace spindle::cuda {
+
+std::vector<int32_t> PackProfileBatch(int num_tokens, int block_size, int vocab_size);
+
+}  // namespace spindle::cuda
