@@ -7,7 +7,8 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { pathToFileURL } from 'node:url';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { DEFAULT_SAMPLING_PARAMS } from './engine/types.ts';
 import { createApp } from './server/app.ts';
 import {
@@ -142,13 +143,17 @@ async function benchCommand(args: string[]): Promise<number> {
     log(`bench/${name}.ts is not in this checkout (yet): nothing to run`);
     return 1;
   }
-  const module = (await import(pathToFileURL(file.pathname).href)) as { run?: (args: string[]) => Promise<unknown> | unknown };
-  if (typeof module.run !== 'function') {
-    log(`bench/${name}.ts exports no run(args) function`);
-    return 1;
+  const module = (await import(file.href)) as { run?: (args: string[]) => Promise<unknown> | unknown };
+  if (typeof module.run === 'function') {
+    await module.run(rest);
+    return 0;
   }
-  await module.run(rest);
-  return 0;
+  // No exported run(args): the script runs itself when it is the main module, so run it so.
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(file), ...rest], { stdio: 'inherit' });
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0)));
+  });
 }
 
 async function main(argv: string[]): Promise<number> {
