@@ -267,20 +267,9 @@ export class Engine implements EngineClient {
   private deliver(seq: Sequence, text: string, numCoveredTokens: number, isLast: boolean): void {
     const stream = this.streams.get(seq.seqId);
     if (!stream || seq.isReported) return;
-    const from = seq.numReportedOutputTokens;
-    const to = Math.min(seq.numOutputTokens, Math.max(from, numCoveredTokens - seq.numPromptTokens));
-    if (!isLast && text === '' && to === from) return;
-    const delta: RequestDelta = { requestId: seq.requestId, text, tokenIds: seq.tokenIds.slice(seq.numPromptTokens + from, seq.numPromptTokens + to) };
-    if (seq.logprobs) delta.logprobs = seq.logprobs.slice(from, to);
-    if (seq.numDeltas === 0) delta.promptTokenIds = seq.promptTokenIds;
-    seq.numDeltas += 1;
-    seq.numReportedOutputTokens = to;
-    if (isLast) {
-      delta.finishReason = seq.finishReason ?? 'abort';
-      if (seq.stopReason !== undefined) delta.stopReason = seq.stopReason;
-      delta.usage = { promptTokens: seq.numPromptTokens, completionTokens: to };
-      this.forget(seq);
-    }
+    const delta = seq.takeDelta(text, numCoveredTokens, isLast);
+    if (!delta) return;
+    if (isLast) this.forget(seq);
     stream.push(delta);
   }
 

@@ -5,7 +5,7 @@
  */
 import { initialDetokState, type DetokState } from '../workers/protocol.ts';
 import { seedToU64, type U64 } from './rng.ts';
-import type { FinishReason, SamplingParams, TokenLogprob } from './types.ts';
+import type { FinishReason, RequestDelta, SamplingParams, TokenLogprob } from './types.ts';
 
 export type SequenceStatus = 'waiting' | 'running' | 'finished';
 
@@ -124,5 +124,29 @@ export class Sequence {
     this.finishReason = reason;
     this.stopReason = stopReason;
     this.finishedMs = nowMs;
+  }
+
+  /**
+   * The next delta of this sequence: `text` and its output tokens up to numCoveredTokens
+   * (absolute), not yet reported; null when there is nothing to say. The last one carries
+   * the finish reason and usage (completion tokens = every token ever reported).
+   */
+  takeDelta(text: string, numCoveredTokens: number, isLast: boolean): RequestDelta | null {
+    const from = this.numReportedOutputTokens;
+    const to = Math.min(this.numOutputTokens, Math.max(from, numCoveredTokens - this.numPromptTokens));
+    if (!isLast && text === '' && to === from) return null;
+    const start = this.numPromptTokens;
+    const delta: RequestDelta = { requestId: this.requestId, text, tokenIds: this.tokenIds.slice(start + from, start + to) };
+    if (this.logprobs) delta.logprobs = this.logprobs.slice(from, to);
+    if (this.numDeltas === 0) delta.promptTokenIds = this.promptTokenIds;
+    this.numDeltas += 1;
+    this.numReportedOutputTokens = to;
+    if (isLast) {
+      delta.finishReason = this.finishReason ?? 'abort';
+      if (this.stopReason !== undefined) delta.stopReason = this.stopReason;
+      delta.usage = { promptTokens: this.numPromptTokens, completionTokens: to };
+      this.isReported = true;
+    }
+    return delta;
   }
 }
