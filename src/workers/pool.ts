@@ -12,7 +12,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Piscina } from 'piscina';
 
-import { applyDetokReply, packDetokShard, shardTransferables, windowLength } from './columns.ts';
+import { applyDetokReply, packDetokShard, windowLength } from './columns.ts';
 import type {
   CrashMode,
   DecodeMessage,
@@ -195,7 +195,8 @@ export class TokenizerPool implements TokenizerPoolApi {
   ): Promise<DetokStepReply> {
     const message: DetokStepMessage = packDetokShard(items, this.tokenizerDir);
     if (crashForTest !== undefined) message.crashForTest = crashForTest;
-    const reply = this.piscina.run(message, { transferList: shardTransferables(message) }) as Promise<DetokStepReply>;
+    // The columns buffer is transferred (detached here), so posting copies only the two strings.
+    const reply = this.piscina.run(message, { transferList: [message.columns.buffer as ArrayBuffer] }) as Promise<DetokStepReply>;
     onShardPosted?.(message);
     return reply;
   }

@@ -107,7 +107,7 @@ export interface DecodeParams {
 
 // ---- Wire messages (pool ⇄ worker) ---------------------------------------------------------
 
-/** Bits of DetokStepMessage.flags. */
+/** Bits of the flags column of a DetokStepMessage. */
 export const DetokFlag = {
   skipSpecialTokens: 1,
   spacesBetweenSpecialTokens: 2,
@@ -118,47 +118,33 @@ export const DetokFlag = {
 /** How a test asks a worker to die ('throw': the task fails; 'exit': the thread exits). */
 export type CrashMode = 'throw' | 'exit';
 
-/** One shard of a step: columns over numItems sequences; typed arrays are transferred. */
+/**
+ * One shard of a step. All numbers travel in ONE Int32Array (transferred, so posting it costs no
+ * copy), all held texts in ONE string, and each distinct stop list once: structured-cloning many
+ * small strings and buffers is what costs the main thread time. Layout: wire-layout.ts.
+ */
 export interface DetokStepMessage {
   kind: 'detokenize';
   tokenizerDir: string;
   numItems: number;
-  /** i32 [total window tokens]: item i's window is tokenIds[windowStarts[i], windowStarts[i+1]). */
-  tokenIds: Int32Array;
-  /** i32 [numItems + 1] */
-  windowStarts: Int32Array;
-  /** i32 [numItems] absolute index of each window's first token (= state.prefixOffset). */
-  prefixOffsets: Int32Array;
-  /** i32 [numItems] */
-  readOffsets: Int32Array;
-  /** i32 [numItems] */
-  numProcessedTokens: Int32Array;
-  /** i32 [numItems] */
-  firstStopTokenIndexes: Int32Array;
-  /** u8 [numItems] DetokFlag bits */
-  flags: Uint8Array;
-  /** [numItems] */
-  heldTexts: string[];
-  /** Stop strings of all items, back to back: item i owns stopStrings[stopStarts[i], stopStarts[i+1]). */
-  stopStrings: string[];
-  /** i32 [numItems + 1] */
-  stopStarts: Int32Array;
+  numWindowTokens: number;
+  /** i32, see detokStepViews(): window offsets, state offsets, flags, stop list refs, held-text offsets, tokens. */
+  columns: Int32Array;
+  /** Held texts of all items, back to back (item i: heldText.slice(heldStarts[i], heldStarts[i+1])). */
+  heldText: string;
+  /** Distinct stop lists of the shard; item i uses stopLists[stopListIndexes[i]] (-1 = none). */
+  stopLists: string[][];
   crashForTest?: CrashMode;
 }
 
+/** A shard's results: one Int32Array (transferred) and two strings. Layout: wire-layout.ts. */
 export interface DetokStepReply {
-  /** [numItems] new text per item */
-  texts: string[];
-  /** [numItems] */
-  heldTexts: string[];
-  /** i32 [numItems] each: the new state's offsets */
-  prefixOffsets: Int32Array;
-  readOffsets: Int32Array;
-  numProcessedTokens: Int32Array;
-  /** i32 [numItems] index into the item's own stop strings, -1 = none */
-  stopIndexes: Int32Array;
-  /** i32 [numItems] absolute index of the token that completed the stop, -1 = none */
-  stopTokenIndexes: Int32Array;
+  numItems: number;
+  /** i32, see detokReplyViews(): new state offsets, stop index/token, text and held-text offsets. */
+  columns: Int32Array;
+  /** New texts of all items, back to back. */
+  text: string;
+  heldText: string;
   /** Time the worker spent on this shard, ms. */
   busyMs: number;
   /** worker_threads threadId of the worker that ran it. */

@@ -9,61 +9,59 @@ import { detokenizeIncrement } from './detokenize.ts';
 import { DetokFlag } from './protocol.ts';
 import type { DetokParams, DetokStepMessage, DetokStepReply } from './protocol.ts';
 import { loadTokenizer } from './tokenizer-loader.ts';
+import { detokReplyLength, detokReplyViews, detokStepViews } from './wire-layout.ts';
+
+const NO_STOPS: string[] = [];
 
 export function runDetokShard(message: DetokStepMessage): DetokStepReply {
   const startMs = performance.now();
   const tokenizer = loadTokenizer(message.tokenizerDir);
   const { numItems } = message;
-  const texts = new Array<string>(numItems);
-  const heldTexts = new Array<string>(numItems);
-  const prefixOffsets = new Int32Array(numItems);
-  const readOffsets = new Int32Array(numItems);
-  const numProcessedTokens = new Int32Array(numItems);
-  const stopIndexes = new Int32Array(numItems).fill(-1);
-  const stopTokenIndexes = new Int32Array(numItems).fill(-1);
+  const m = detokStepViews(message.columns, numItems, message.numWindowTokens);
+  const columns = new Int32Array(detokReplyLength(numItems));
+  const r = detokReplyViews(columns, numItems);
+  const texts: string[] = [];
+  const heldTexts: string[] = [];
+  let textLength = 0;
+  let heldLength = 0;
 
   for (let i = 0; i < numItems; i++) {
-    const flags = message.flags[i];
-    const stop = message.stopStrings.slice(message.stopStarts[i], message.stopStarts[i + 1]);
+    const flags = m.flags[i];
+    const stop = m.stopListIndexes[i] < 0 ? NO_STOPS : message.stopLists[m.stopListIndexes[i]];
     const params: DetokParams = {
       stop,
       includeStopStrInOutput: (flags & DetokFlag.includeStopStrInOutput) !== 0,
       skipSpecialTokens: (flags & DetokFlag.skipSpecialTokens) !== 0,
       spacesBetweenSpecialTokens: (flags & DetokFlag.spacesBetweenSpecialTokens) !== 0,
     };
-    const window = message.tokenIds.subarray(message.windowStarts[i], message.windowStarts[i + 1]);
     const state = {
-      prefixOffset: message.prefixOffsets[i],
-      readOffset: message.readOffsets[i],
-      numProcessedTokens: message.numProcessedTokens[i],
-      heldText: message.heldTexts[i],
+      prefixOffset: m.prefixOffsets[i],
+      readOffset: m.readOffsets[i],
+      numProcessedTokens: m.numProcessedTokens[i],
+      heldText: message.heldText.slice(m.heldStarts[i], m.heldStarts[i + 1]),
     };
-    const outcome = detokenizeIncrement(
-      tokenizer,
-      window,
-      state,
-      params,
-      message.firstStopTokenIndexes[i],
-      (flags & DetokFlag.isFinal) !== 0,
-    );
-    texts[i] = outcome.text;
-    heldTexts[i] = outcome.state.heldText;
-    prefixOffsets[i] = outcome.state.prefixOffset;
-    readOffsets[i] = outcome.state.readOffset;
-    numProcessedTokens[i] = outcome.state.numProcessedTokens;
-    if (outcome.stop !== null) {
-      stopIndexes[i] = stop.indexOf(outcome.stop.stopString);
-      stopTokenIndexes[i] = outcome.stop.tokenIndex;
-    }
+    const window = m.tokenIds.subarray(m.windowStarts[i], m.windowStarts[i + 1]);
+    const isFinal = (flags & DetokFlag.isFinal) !== 0;
+    const outcome = detokenizeIncrement(tokenizer, window, state, params, m.firstStopTokenIndexes[i], isFinal);
+    r.prefixOffsets[i] = outcome.state.prefixOffset;
+    r.readOffsets[i] = outcome.state.readOffset;
+    r.numProcessedTokens[i] = outcome.state.numProcessedTokens;
+    r.stopIndexes[i] = outcome.stop ? stop.indexOf(outcome.stop.stopString) : -1;
+    r.stopTokenIndexes[i] = outcome.stop ? outcome.stop.tokenIndex : -1;
+    r.textStarts[i] = textLength;
+    r.heldStarts[i] = heldLength;
+    texts.push(outcome.text);
+    heldTexts.push(outcome.state.heldText);
+    textLength += outcome.text.length;
+    heldLength += outcome.state.heldText.length;
   }
+  r.textStarts[numItems] = textLength;
+  r.heldStarts[numItems] = heldLength;
   return {
-    texts,
-    heldTexts,
-    prefixOffsets,
-    readOffsets,
-    numProcessedTokens,
-    stopIndexes,
-    stopTokenIndexes,
+    numItems,
+    columns,
+    text: texts.join(''),
+    heldText: heldTexts.join(''),
     busyMs: performance.now() - startMs,
     threadId,
   };

@@ -4,7 +4,6 @@
  */
 import { move, transferableSymbol, valueSymbol, workerData } from 'piscina';
 
-import { replyTransferables } from './columns.ts';
 import type { CrashMode, DetokStepReply, TokenizeReply, WorkerInit, WorkerMessage } from './protocol.ts';
 import { runDetokShard } from './shard.ts';
 import { loadTokenizer } from './tokenizer-loader.ts';
@@ -29,7 +28,7 @@ export default function runTask(message: WorkerMessage): Moved | string {
     case 'detokenize': {
       if (message.crashForTest !== undefined && init.isCrashForTestAllowed) crash(message.crashForTest);
       const reply: DetokStepReply = runDetokShard(message);
-      return movable(reply, replyTransferables(reply));
+      return movable(reply, [reply.columns.buffer as ArrayBuffer]);
     }
     case 'tokenize': {
       const tokenizer = loadTokenizer(message.tokenizerDir);

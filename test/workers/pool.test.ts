@@ -119,10 +119,10 @@ describe('TokenizerPool', () => {
     expect(posted.length).toBe(2);
     for (const message of posted) {
       expect(message.numItems).toBeGreaterThan(0);
-      expect(message.tokenIds.byteLength).toBe(0);
-      expect(message.windowStarts.byteLength).toBe(0);
-      expect(message.prefixOffsets.byteLength).toBe(0);
-      expect(message.flags.byteLength).toBe(0);
+      expect(message.numWindowTokens).toBeGreaterThan(0);
+      // A transferred ArrayBuffer is detached on the sending side: its views read as empty.
+      expect(message.columns.buffer.byteLength).toBe(0);
+      expect(message.columns.length).toBe(0);
     }
   });
 
