@@ -31,5 +31,6 @@ for f in native/src/cuda/sampler_binding.cc native/src/cpu/sampler.cc native/src
 done
 for pid in $pids; do wait "$pid"; done
 out=${1:-native/build/Release/spindle_native.node}
+mkdir -p "$(dirname "$out")"
 nvcc -shared -o "$out" "$build"/*.o -lcudart_static -lpthread -ldl -lrt
 echo "built $out (sampler only)"
