@@ -4,6 +4,7 @@
 #include <string>
 
 #include "backend.h"
+#include "cpu/kernel_binding.h"  // test-only CPU routine entry points (test/native/cpu-kernels.test.ts)
 #include "executor.h"
 #ifdef SPINDLE_WITH_CUDA
 #include "cuda/sampler_binding.h"  // test-only sampler entry points (test/gpu/sampler.test.ts)
@@ -34,6 +35,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Executor", spindle::Executor::Define(env));
   exports.Set("cudaDeviceCount", Napi::Function::New(env, CudaDeviceCountJs, "cudaDeviceCount"));
   exports.Set("cudaUnavailableReason", Napi::Function::New(env, CudaUnavailableReasonJs, "cudaUnavailableReason"));
+  spindle::cpu::RegisterCpuKernelBindings(env, exports);
 #ifdef SPINDLE_WITH_CUDA
   spindle::cuda::RegisterSamplerTestBindings(env, exports);
 #endif

@@ -76,8 +76,30 @@ export interface NativeExecutor {
   close(): void;
 }
 
+/**
+ * Test-only: the CPU backend's routines on plain arrays, so each is checked against a float64
+ * reference (test/native/cpu-kernels.test.ts). Shapes as in native/src/cpu/kernels.h.
+ */
+export interface NativeCpuKernels {
+  /** y[m, n] = x[m, k] · w[n, k]ᵀ (+ bias[n]). */
+  matMulTransB(x: Float32Array, w: Float32Array, bias: Float32Array | null, m: number, n: number, k: number, numThreads: number): Float32Array;
+  /** RMSNorm of each row of x[rows, dim]. */
+  rmsNorm(x: Float32Array, weight: Float32Array, eps: number, rows: number, dim: number, numThreads: number): Float32Array;
+  /** RoPE (rotate_half) of x[tokens, heads, headDim]; llama3 = [factor, lowFreqFactor, highFreqFactor, originalMaxPositionEmbeddings]. */
+  rope(x: Float32Array, positions: Int32Array, heads: number, headDim: number, ropeTheta: number, llama3: Float32Array | null, numThreads: number): Float32Array;
+  /** silu(gate) * up, elementwise. */
+  siluMul(gate: Float32Array, up: Float32Array, numThreads: number): Float32Array;
+  /**
+   * Causal attention over a paged cache: q[tokens, heads, headDim], caches [numBlocks, blockSize,
+   * kvHeads, headDim]; dims = [numHeads, numKvHeads, headDim, blockSize, maxBlocksPerSeq, numBlocks].
+   */
+  pagedAttention(q: Float32Array, kCache: Float32Array, vCache: Float32Array, tokenSeq: Int32Array, contextLens: Int32Array, blockTables: Int32Array, dims: Int32Array, numThreads: number): Float32Array;
+}
+
 export interface NativeBinding {
   Executor: new (options: NativeExecutorOptions) => NativeExecutor;
+  /** Test-only entry points of the CPU routines. */
+  cpuKernels: NativeCpuKernels;
   /** Number of usable CUDA devices; 0 when the addon was built without CUDA or none is present. */
   cudaDeviceCount(): number;
   /** Why CUDA is unavailable ('' when it is available): shown in skipped tests and logs. */
