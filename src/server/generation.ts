@@ -3,7 +3,8 @@
  * streams merged in arrival order, usage counted, latencies observed, and every unfinished
  * choice aborted when the consumer goes away (client disconnect) or asks to.
  */
-import type { EngineClient, RequestDelta, SamplingParams } from '../engine/types.ts';
+import { EngineInputError, type EngineClient, type RequestDelta, type SamplingParams } from '../engine/types.ts';
+import { serviceUnavailable } from './errors.ts';
 import type { ServerMetrics } from './metrics.ts';
 
 export interface ChoiceSpec {
@@ -67,6 +68,10 @@ export class GenerationJob {
       settled.forEach((result, index) => {
         if (result.status === 'fulfilled') engine.abort(requestIds[index]);
       });
+      // A refusal that is not about the input comes from an engine that stopped (died, or shut down).
+      if (!(refusal.reason instanceof EngineInputError) && !engine.stats().isAlive) {
+        throw serviceUnavailable(`the engine has stopped: ${refusal.reason instanceof Error ? refusal.reason.message : String(refusal.reason)}`);
+      }
       throw refusal.reason;
     }
     const choices = settled.map((result, index): ChoiceState => ({

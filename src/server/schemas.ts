@@ -73,7 +73,6 @@ export const chatRequestSchema = z.object({
   max_completion_tokens: z.number().int().min(1, { error: 'max_completion_tokens must be at least 1' }).nullish(),
   logprobs: z.boolean().nullish(),
   top_logprobs: z.number().int().min(0, { error: 'top_logprobs must be in [0, 20]' }).max(MAX_TOP_LOGPROBS, { error: `top_logprobs must be in [0, ${MAX_TOP_LOGPROBS}]` }).nullish(),
-  echo: z.boolean().nullish(),
   add_generation_prompt: z.boolean().nullish(),
 });
 export type ChatRequest = z.infer<typeof chatRequestSchema>;

@@ -7,7 +7,7 @@ import { startServingCli, type ServingCli } from './cli-process.ts';
 const skipReason = realEngineSkipReason();
 if (skipReason) console.warn(`skipping the SIGTERM drain test: ${skipReason}`);
 
-const MAX_TOKENS = 1500;
+const MAX_TOKENS = 800;
 let serving: ServingCli | undefined;
 
 afterAll(() => {

@@ -66,6 +66,7 @@ export class FakeEngine implements EngineClient {
 
   async addRequest(requestId: string, prompt: PromptInput, params: SamplingParams): Promise<AsyncIterable<RequestDelta>> {
     if (this.#isShutDown) throw new Error('engine is shut down');
+    if (!this.isAlive) throw new Error('the engine is dead');
     const promptTokenIds = typeof prompt === 'string' ? await this.tokenize(prompt, true) : prompt.promptTokenIds;
     if (promptTokenIds.includes(FAKE_REFUSED_TOKEN_ID)) throw new EngineInputError('the fake engine refuses this token id', 'prompt');
     if (promptTokenIds.length + params.maxTokens > this.maxModelLen) throw new EngineInputError('over the maximum context length', 'max_tokens');

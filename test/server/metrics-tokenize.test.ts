@@ -96,6 +96,9 @@ describe('version and health', () => {
     const response = await app.request('/health');
     expect(response.status).toBe(503);
     expect(((await response.json()) as { error: { type: string } }).error.type).toBe('service_unavailable_error');
+    const completion = await app.request('/v1/completions', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"prompt":"x"}' });
+    expect(completion.status).toBe(503);
+    expect(((await completion.json()) as { error: { message: string } }).error.message).toContain('the engine has stopped');
   });
 });
 
