@@ -87,7 +87,8 @@ inline StepBatch ParseStepBatch(const void* data, size_t byte_length) {
 
 // Mutable views over one step result (see batch-layout.ts).
 struct StepResult {
-  float* timings = nullptr;             // [kResultHeaderFloats]
+  float* timings = nullptr;             // [kResultHeaderFloats]: forward, sample, copy, total ms;
+                                        // [4] = device-to-host copies made (ResultTiming)
   int32_t* sampled_token_ids = nullptr; // [num_seqs]
   float* sampled_logprobs = nullptr;    // [num_seqs]
   int32_t* top_token_ids = nullptr;     // [num_seqs, max_top_logprobs]

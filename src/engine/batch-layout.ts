@@ -66,6 +66,8 @@ export const ResultTiming = {
   copyMs: 2,
   /** From the native step's start to its results being ready. */
   totalMs: 3,
+  /** Not a time: device-to-host copies the step made (CUDA: 1, the result slab; CPU: 0). */
+  deviceToHostCopies: 4,
 } as const;
 
 export type LogitsMode = 0 | 1 | 2;

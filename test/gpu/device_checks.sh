@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# One device call's worth of GPU work for the CUDA backend, logs and results under $OUT:
+#   1. in parallel: the addon build (npm run build:native), the decode-attention benchmark's
+#      build, and test/gpu/hf_reference.py (transformers' models and outputs, /tmp/hfref);
+#   2. the benchmark alone on the GPU (+ one launch under ncu for DRAM bytes, if ncu works);
+#   3. vitest: test/gpu kernels and HF parity (+ test/native/forward.test.ts, whose CUDA cases
+#      check float32 against a float64 reference).
+# Usage on the device machine, from the repo root: source .device-h6a/env.sh && test/gpu/device_checks.sh [parts]
+# parts: any of build,bench,ref,vitest (default all).
+set -u
+OUT=${OUT:-/tmp/spindle-out}
+mkdir -p "$OUT"
+parts=${1:-build,bench,ref,vitest}
+has() { [[ ",$parts," == *",$1,"* ]]; }
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
+git rev-parse HEAD 2>/dev/null >> "$OUT/gpu.txt"
+start=$(date +%s)
+pids=()
+if has build; then (npm run build:native > "$OUT/build.log" 2>&1; echo "build rc=$?" >> "$OUT/build.log") & pids+=($!); fi
+if has bench; then
+  (nvcc -std=c++17 -O3 -arch=sm_90 --use_fast_math -lineinfo -I native/src -I native/src/cuda \
+     bench/gpu/decode_attention.cu native/src/cuda/paged_decode_attention.cu -o /tmp/decode_attention > "$OUT/bench-build.log" 2>&1
+   echo "bench build rc=$?" >> "$OUT/bench-build.log") & pids+=($!)
+fi
+if has ref; then (PYTHONUNBUFFERED=1 python3 test/gpu/hf_reference.py /tmp/hfref ../shared > "$OUT/hf_reference.log" 2>&1; echo "hf_reference rc=$?" >> "$OUT/hf_reference.log") & pids+=($!); fi
+for p in "${pids[@]}"; do wait "$p"; done
+echo "phase 1 done in $(( $(date +%s) - start )) s"
+tail -2 "$OUT/build.log" 2>/dev/null; tail -3 "$OUT/bench-build.log" 2>/dev/null; tail -8 "$OUT/hf_reference.log" 2>/dev/null
+if has bench && [ -x /tmp/decode_attention ]; then
+  /tmp/decode_attention 1 > "$OUT/gpu-decode-attention.json" 2> "$OUT/bench.err"; echo "bench rc=$?"
+  cat "$OUT/gpu-decode-attention.json" "$OUT/bench.err"
+  if command -v ncu > /dev/null; then
+    timeout 120 ncu --metrics dram__bytes_read.sum,dram__bytes_write.sum,gpu__time_duration.sum -k regex:paged_decode \
+      --launch-skip 5 --launch-count 1 /tmp/decode_attention 1 > "$OUT/ncu.txt" 2>&1
+    echo "ncu rc=$?"; grep -E "dram__bytes|gpu__time" "$OUT/ncu.txt"
+  fi
+fi
+if has vitest; then
+  SPINDLE_HF_REF_DIR=/tmp/hfref timeout 420 npx vitest run test/gpu/kernels.test.ts test/gpu/hf-parity.test.ts test/native/forward.test.ts \
+    > "$OUT/vitest.log" 2>&1
+  echo "vitest rc=$?"
+  grep -E "rel |identical|rel. L2|✓|×|FAIL|Tests |skipped" "$OUT/vitest.log" | head -80
+fi
+echo "total $(( $(date +%s) - start )) s"
