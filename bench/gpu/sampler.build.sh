@@ -26,7 +26,7 @@ pids=""
 nvcc $flags -arch=sm_90 --use_fast_math -lineinfo -Xcompiler -fPIC -c native/src/cuda/sampler.cu -o "$build/sampler.o" &
 pids="$pids $!"
 for f in native/src/cuda/sampler_binding.cc native/src/cpu/sampler.cc native/src/cpu/thread_pool.cc "$build/init.cc"; do
-  g++ $flags -I"$cuda_include" -fPIC -c "$f" -o "$build/$(basename "$f" .cc).o" &
+  g++ $flags -I"$cuda_include" -fPIC -c "$f" -o "$build/$(echo "$f" | tr / _).o" &
   pids="$pids $!"
 done
 for pid in $pids; do wait "$pid"; done

@@ -30,10 +30,10 @@ constexpr int kClusterBlocks = 8;
 constexpr int kThreads = 512;
 constexpr int kWarps = kThreads / 32;
 constexpr int kRadixBins = 256;
-constexpr int kRadixPasses = 4;
 constexpr int kMaxCandidates = 32;  // top-N candidates gathered in rank 0 (>= kMaxTopLogprobs)
 constexpr float kMassScale = 1099511627776.0f;  // 2^40
 constexpr unsigned kFullMask = 0xffffffffu;
+constexpr float kMaxGumbel = 23.f;  // > -log(-log1p(-v_max)) of sampling_math.h's GumbelNoise
 
 static_assert(kMaxTopLogprobs <= kMaxCandidates, "top-N candidates must fit");
 static_assert(kRadixBins == 8 * 32, "the bin scan gives each lane of one warp 8 bins");
@@ -74,6 +74,8 @@ struct RowShared {
   u64 hist[2][kRadixBins];      // [cluster] this block's histogram; two, alternating by pass
   u64 hist_total[kRadixBins];   // the cluster's histogram of the current pass
   float slot_value[4];          // [cluster] this block's partial of reduction #i
+  u64 slot_mass;                // [cluster] this block's fixed-point softmax mass
+  float warp_max_sorted[kWarps];  // [cluster] this block's warp maxima, largest first
   int32_t slot_id[4];           // [cluster]
   int32_t slot_greater, slot_equal;  // [cluster] top-N: local counts above / at the threshold
   int32_t slot_ties, slot_cutoff;    // [cluster] top-p ties: local count, local cutoff id
@@ -82,12 +84,13 @@ struct RowShared {
   int32_t cand_id[kMaxCandidates];   // [cluster]
   int32_t cand_count;                // [cluster]
   float warp_value[kWarps];     // block-reduction scratch
+  u64 warp_mass[kWarps];
   int32_t warp_id[kWarps];
   int32_t warp_count[kWarps];
   float bcast_value;            // results broadcast to the block
   int32_t bcast_id;
   uint32_t bcast_bin;
-  u64 bcast_above, bcast_target, bcast_bin_weight;
+  u64 bcast_above, bcast_target, bcast_bin_weight, bcast_mass;
 };
 
 // Reductions over the cluster. Each returns the same value in every thread of every block.
@@ -119,24 +122,63 @@ struct RowContext {
     return Best{sh.bcast_value, sh.bcast_id};
   }
 
-  // Float sum in a fixed order (lanes, then warps, then ranks): deterministic.
-  __device__ float ReduceSum(float v, int slot) {
-    for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_down_sync(kFullMask, v, offset);
-    if (lane == 0) sh.warp_value[warp] = v;
+  // Float sum in a fixed order (lanes, then warps, then ranks): deterministic; and an exact
+  // uint64 sum alongside.
+  __device__ float ReduceSum(float v, u64& mass, int slot) {
+    for (int offset = 16; offset > 0; offset >>= 1) {
+      v += __shfl_down_sync(kFullMask, v, offset);
+      mass += __shfl_down_sync(kFullMask, mass, offset);
+    }
+    if (lane == 0) { sh.warp_value[warp] = v; sh.warp_mass[warp] = mass; }
     __syncthreads();
     if (warp == 0) {
       v = lane < kWarps ? sh.warp_value[lane] : 0.f;
-      for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_down_sync(kFullMask, v, offset);
-      if (lane == 0) sh.slot_value[slot] = v;
+      mass = lane < kWarps ? sh.warp_mass[lane] : 0;
+      for (int offset = 16; offset > 0; offset >>= 1) {
+        v += __shfl_down_sync(kFullMask, v, offset);
+        mass += __shfl_down_sync(kFullMask, mass, offset);
+      }
+      if (lane == 0) { sh.slot_value[slot] = v; sh.slot_mass = mass; }
     }
     cluster.sync();
     if (warp == 0) {
       v = lane < kClusterBlocks ? *cluster.map_shared_rank(&sh.slot_value[slot], lane) : 0.f;
-      for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_down_sync(kFullMask, v, offset);
-      if (lane == 0) sh.bcast_value = v;
+      mass = lane < kClusterBlocks ? *cluster.map_shared_rank(&sh.slot_mass, lane) : 0;
+      for (int offset = 16; offset > 0; offset >>= 1) {
+        v += __shfl_down_sync(kFullMask, v, offset);
+        mass += __shfl_down_sync(kFullMask, mass, offset);
+      }
+      if (lane == 0) { sh.bcast_value = v; sh.bcast_mass = mass; }
     }
     __syncthreads();
+    mass = sh.bcast_mass;
     return sh.bcast_value;
+  }
+
+  // After ReduceBest: this block's warp maxima, sorted, for LowerBoundOfKth.
+  __device__ void PublishWarpMaxima() {
+    if (warp == 0) {
+      const float mine = lane < kWarps ? sh.warp_value[lane] : -INFINITY;
+      int32_t place = 0;
+      for (int w = 0; w < kWarps; ++w) {
+        const float other = sh.warp_value[w];
+        place += other > mine || (other == mine && w < lane);
+      }
+      if (lane < kWarps) sh.warp_max_sorted[place] = mine;
+    }
+    __syncthreads();  // warp_value is reused by the next reduction
+  }
+
+  // A value <= the k-th largest of the row (-inf when k > kClusterBlocks * kWarps): the
+  // ceil(k / 8)-th largest warp maximum of each block names that many distinct tokens at or
+  // above it, so the smallest of these over the 8 blocks has >= k tokens at or above it.
+  // Needs a cluster.sync() after PublishWarpMaxima.
+  __device__ float LowerBoundOfKth(int32_t k) {
+    if (k > kClusterBlocks * kWarps) return -INFINITY;
+    const int j = (k + kClusterBlocks - 1) / kClusterBlocks - 1;
+    float bound = INFINITY;
+    for (int r = 0; r < kClusterBlocks; ++r) bound = fminf(bound, cluster.map_shared_rank(sh.warp_max_sorted, r)[j]);
+    return bound;
   }
 
   __device__ int32_t BlockSumInt(int32_t v) {
@@ -177,18 +219,33 @@ struct SelectResult {
   u64 at_key;      // weight of keys == t
 };
 
-// The largest key t such that the weight of this row's tokens with key >= max(t, lower) is
-// >= target (count: target = target_count; mass: target = ceil(top_p * mass of keys >= lower)).
-// All of the cluster's blocks return the same key; `pass_counter` alternates the histograms.
+// The largest key t such that the weight of this row's tokens with key >= t is >= target,
+// counting only tokens with key >= floor_key: the caller guarantees t >= floor_key (a proven
+// lower bound, or the lower edge of the set that is selected from), so tokens below it never
+// matter. Count: target = target_or_total. Mass: target = ceil(top_p * M), with M =
+// target_or_total when non-zero (the set's whole mass, tokens below floor_key included), else
+// the mass of keys >= floor_key. Digits start below the bits that floor_key and max_key (the
+// row's largest key) share, so a narrow range costs fewer passes. All of the cluster's blocks
+// return the same result; `pass_counter` alternates the histograms.
 template <bool kMass>
-__device__ SelectResult RadixSelect(RowContext& ctx, const float* x, int32_t num_local, uint32_t lower,
-                                u64 target_count, float top_p, float row_max, int& pass_counter) {
+__device__ SelectResult RadixSelect(RowContext& ctx, const float* x, int32_t num_local, uint32_t floor_key,
+                                    uint32_t max_key, u64 target_or_total, float top_p, float row_max,
+                                    int& pass_counter) {
   RowShared& sh = ctx.sh;
   const int32_t num_padded = (num_local + kThreads - 1) / kThreads * kThreads;
-  uint32_t prefix = 0;
-  u64 above = 0, target = target_count;
-  for (int pass = 0; pass < kRadixPasses; ++pass) {
-    const int shift = 24 - 8 * pass;
+  const int shared_bits = min(__clz(floor_key ^ max_key), 24);
+  const int num_passes = (32 - shared_bits + 7) / 8;
+  const int first_shift = 8 * (num_passes - 1);
+  uint32_t prefix = first_shift + 8 < 32 ? max_key >> (first_shift + 8) : 0;
+  u64 above = 0;
+  u64 target = target_or_total;
+  if (kMass && target_or_total != 0) {
+    const u64 wanted = __double2ull_ru(static_cast<double>(top_p) * static_cast<double>(target_or_total));
+    target = wanted < 1 ? 1 : wanted;
+  }
+  for (int pass = 0; pass < num_passes; ++pass) {
+    const int shift = first_shift - 8 * pass;
+    const bool check_prefix = shift + 8 < 32;
     u64* hist = sh.hist[pass_counter & 1];
     ++pass_counter;
     if (ctx.tid < kRadixBins) hist[ctx.tid] = 0;
@@ -200,7 +257,7 @@ __device__ SelectResult RadixSelect(RowContext& ctx, const float* x, int32_t num
       if (j < num_local) {
         const float v = x[j];
         const uint32_t key = OrderedKey(v);
-        active = key >= lower && (pass == 0 || (key >> (shift + 8)) == prefix);
+        active = key >= floor_key && (!check_prefix || (key >> (shift + 8)) == prefix);
         bin = (key >> shift) & (kRadixBins - 1);
         if (kMass && active) weight = MassWeight(v, row_max);
       }
@@ -224,7 +281,7 @@ __device__ SelectResult RadixSelect(RowContext& ctx, const float* x, int32_t num
         const u64 other = __shfl_up_sync(kFullMask, inclusive, offset);
         if (lane >= offset) inclusive += other;
       }
-      if (kMass && pass == 0) {
+      if (kMass && pass == 0 && target_or_total == 0) {
         const u64 total = __shfl_sync(kFullMask, inclusive, 31);
         const u64 wanted = __double2ull_ru(static_cast<double>(top_p) * static_cast<double>(total));
         target = wanted < 1 ? 1 : wanted;
@@ -396,10 +453,17 @@ __global__ void __cluster_dims__(kClusterBlocks, 1, 1) __launch_bounds__(kThread
     best = Better(best, Best{v, first_token + j});
   }
   const Best row_best = ctx.ReduceBest(best, 0);
+  ctx.PublishWarpMaxima();
   const float row_max = row_best.value;
+  const uint32_t max_key = OrderedKey(row_max);
   float local_sum = 0.f;
-  for (int32_t j = tid; j < num_local; j += kThreads) local_sum += __expf(x[j] - row_max);
-  const float sum_exp = ctx.ReduceSum(local_sum, 1);
+  u64 row_mass = 0;  // fixed point, as MassWeight
+  for (int32_t j = tid; j < num_local; j += kThreads) {
+    const float e = __expf(x[j] - row_max);
+    local_sum += e;
+    row_mass += __float2ull_rn(e * kMassScale);
+  }
+  const float sum_exp = ctx.ReduceSum(local_sum, row_mass, 1);
   const float log_normalizer = row_max + logf(sum_exp);  // logprob(i) = x[i] - log_normalizer
 
   // 4. The draw.
@@ -413,12 +477,26 @@ __global__ void __cluster_dims__(kClusterBlocks, 1, 1) __launch_bounds__(kThread
     uint32_t lower = 0;  // keep keys >= lower
     const int32_t top_k = args.top_k[row];
     if (top_k > 0 && top_k < vocab) {
-      lower = RadixSelect<false>(ctx, x, num_local, 0, static_cast<u64>(top_k), 1.f, row_max, pass_counter).key;
+      const float bound = ctx.LowerBoundOfKth(top_k);
+      const uint32_t floor_key = bound == -INFINITY ? 0u : OrderedKey(bound);
+      lower = RadixSelect<false>(ctx, x, num_local, floor_key, max_key, static_cast<u64>(top_k), 1.f, row_max,
+                                 pass_counter).key;
     }
     const float top_p = args.top_p[row];
     int32_t tie_cutoff = INT_MAX;  // tokens at key == lower are kept only up to this id
     if (top_p < 1.f) {
-      const SelectResult cut = RadixSelect<true>(ctx, x, num_local, lower, 0, top_p, row_max, pass_counter);
+      // Over the whole row, a token of weight < (1 - top_p) * M / vocab is always cut: all
+      // such tokens together weigh < (1 - top_p) * M, so more than top_p * M lies above each.
+      // Selecting from the tokens above half that weight skips the long tail in every pass.
+      uint32_t floor_key = lower;
+      u64 set_mass = 0;  // 0: the select measures the top_k set itself
+      if (lower == 0) {
+        set_mass = row_mass;
+        const float tail_weight = 0.5f * (1.f - top_p) * static_cast<float>(row_mass) / kMassScale / vocab;
+        if (tail_weight > 0.f) floor_key = OrderedKey(row_max + logf(tail_weight));
+      }
+      const SelectResult cut =
+          RadixSelect<true>(ctx, x, num_local, floor_key, max_key, set_mass, top_p, row_max, pass_counter);
       lower = cut.key;
       // Ties at the cut all weigh the same: keep, in id order, just enough of them to reach
       // the target (the CPU sampler's sorted order), not all.
@@ -432,9 +510,13 @@ __global__ void __cluster_dims__(kClusterBlocks, 1, 1) __launch_bounds__(kThread
     }
     const float min_p = args.min_p[row];
     const uint64_t key = RngKey(args.rng_key_lo[row], args.rng_key_hi[row]);
+    // Gumbel noise is at most -log(E_min) = 22.9 (E_min from the smallest uniform, 2^-33):
+    // a token more than 23 below the score of the row's argmax (always kept) cannot win.
+    const float winnable = row_max + GumbelNoise(key, static_cast<uint64_t>(row_best.id)) - kMaxGumbel;
     Best drawn{-INFINITY, INT_MAX};
     for (int32_t j = tid; j < num_local; j += kThreads) {
       const float v = x[j];
+      if (v < winnable) continue;
       const uint32_t k = OrderedKey(v);
       const int32_t id = first_token + j;
       if (k < lower || (k == lower && id > tie_cutoff)) continue;
@@ -453,8 +535,10 @@ __global__ void __cluster_dims__(kClusterBlocks, 1, 1) __launch_bounds__(kThread
   // 5. Top-N logprobs: the N-th largest key, then every key above it and the lowest-id ties.
   const int32_t num_top = min(min(max(args.num_logprobs[row], 0), max_top), vocab);
   if (num_top > 0) {
-    const uint32_t threshold =
-        RadixSelect<false>(ctx, x, num_local, 0, static_cast<u64>(num_top), 1.f, row_max, pass_counter).key;
+    const float bound = ctx.LowerBoundOfKth(num_top);
+    const uint32_t threshold = RadixSelect<false>(ctx, x, num_local, bound == -INFINITY ? 0u : OrderedKey(bound),
+                                                  max_key, static_cast<u64>(num_top), 1.f, row_max, pass_counter)
+                                   .key;
     int32_t greater = 0, equal = 0;
     for (int32_t j = tid; j < num_local; j += kThreads) {
       const uint32_t k = OrderedKey(x[j]);
