@@ -9,6 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { EngineConfigError } from './engine/config.ts';
 import { DEFAULT_SAMPLING_PARAMS } from './engine/types.ts';
 import { createApp } from './server/app.ts';
 import {
@@ -186,7 +187,8 @@ main(process.argv.slice(2)).then(
     if (exitCode >= 0) process.exit(exitCode);
   },
   (err: unknown) => {
-    if (err instanceof CliUsageError) {
+    // An option the engine refuses (its message starts with the flag) is bad usage too.
+    if (err instanceof CliUsageError || err instanceof EngineConfigError) {
       const command = ['serve', 'generate'].includes(process.argv[2] ?? '') ? `${process.argv[2]} ` : '';
       log(`${err.message}\nRun 'spindle ${command}--help' for usage.`);
       process.exit(2);

@@ -42,8 +42,9 @@ describe('the spindle command', () => {
       runCli(['serve', '/no/such/model/dir']),
       runCli(['launch']),
       runCli(['bench', 'everything']),
+      runCli(['generate', '--load-format', 'dummy', '--max-model-len', '99999999999', '--prompt', 'x']),
     ]);
-    const messages = ["Unknown option '--bogus'", '--dtype float16 is not supported', '--dummy-preset chooses the shapes', "MODEL_DIR '/no/such/model/dir' does not exist", "unknown command 'launch'", 'bench takes one of'];
+    const messages = ["Unknown option '--bogus'", '--dtype float16 is not supported', '--dummy-preset chooses the shapes', "MODEL_DIR '/no/such/model/dir' does not exist", "unknown command 'launch'", 'bench takes one of', '--max-model-len: 99999999999 is greater than'];
     runs.forEach((run, i) => {
       expect(run.exitCode).toBe(2);
       expect(run.stderr).toContain(messages[i]);
