@@ -9,7 +9,7 @@ cd "$root"
 napi=$(node -p "require('node-addon-api').include" | tr -d '"')
 headers=$(node -p "require('node-api-headers').include_dir")
 build=/tmp/spindle-sampler-build
-mkdir -p "$build"
+rm -rf "$build" && mkdir -p "$build"
 cat > "$build/init.cc" <<'CC'
 #include <napi.h>
 #include "cuda/sampler_binding.h"
