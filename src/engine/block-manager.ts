@@ -1,36 +1,58 @@
 /**
  * The paged KV cache's bookkeeping: which physical blocks are free, and how many block
  * tables refer to each one. The cache itself lives in the executor; this only hands out
- * block ids. Ref counts let a block be shared (forks, prefix caching) and make a double
- * free an error instead of a silent corruption of the free list.
+ * block ids. Ref counts let a block be shared (prefix caching) and make a double free an
+ * error instead of a silent corruption of the free list.
+ *
+ * Prefix caching (vLLM's automatic prefix caching): a full block can be registered under
+ * a key naming its whole prefix (prefix-hash.ts). A freed block keeps its key and stays
+ * findable until it is handed out again; the free list is kept in LRU order (freed last →
+ * reused last, a sequence's tail blocks before its head), so popular prefixes survive.
  */
 export class BlockManager {
-  /** Stack of free block ids; the top is freeStack[numFreeBlocks - 1]. */
-  private readonly freeStack: Int32Array;
-  private numFreeBlocks: number;
+  /** Free list as a doubly linked list over block ids; index numBlocks is the sentinel. */
+  private readonly next: Int32Array;
+  private readonly prev: Int32Array;
+  private numFreeBlocks = 0;
   /** Number of block tables holding each block; 0 = free. */
   private readonly refCounts: Int32Array;
+  /** Key each block is registered under (prefix caching), or null. */
+  private readonly blockKeys: (string | null)[];
+  private readonly blockByKey = new Map<string, number>();
+  /** Prefix-cache lookups and the blocks they found, for metrics. */
+  numQueriedBlocks = 0;
+  numHitBlocks = 0;
 
   constructor(
     readonly numBlocks: number,
     readonly blockSize: number,
+    readonly isPrefixCachingEnabled = false,
   ) {
     if (!Number.isInteger(numBlocks) || numBlocks <= 0) throw new Error(`numBlocks must be a positive integer, got ${numBlocks}`);
     if (!Number.isInteger(blockSize) || blockSize <= 0) throw new Error(`blockSize must be a positive integer, got ${blockSize}`);
-    this.freeStack = new Int32Array(numBlocks);
+    this.next = new Int32Array(numBlocks + 1);
+    this.prev = new Int32Array(numBlocks + 1);
     this.refCounts = new Int32Array(numBlocks);
-    // Lowest ids on top, so allocation order is 0, 1, 2... (easier to read in tests and dumps).
-    for (let i = 0; i < numBlocks; i++) this.freeStack[i] = numBlocks - 1 - i;
-    this.numFreeBlocks = numBlocks;
+    this.blockKeys = new Array<string | null>(numBlocks).fill(null);
+    const sentinel = numBlocks;
+    this.next[sentinel] = sentinel;
+    this.prev[sentinel] = sentinel;
+    // Ids in order, so allocation order is 0, 1, 2... (easier to read in tests and dumps).
+    for (let block = 0; block < numBlocks; block++) this.pushFree(block);
   }
 
   get numFree(): number {
     return this.numFreeBlocks;
   }
 
-  /** Fraction of blocks in use, 0..1. */
+  /** Fraction of blocks in use, 0..1 (cached but unreferenced blocks count as free). */
   get usage(): number {
     return 1 - this.numFreeBlocks / this.numBlocks;
+  }
+
+  /** Blocks registered for prefix caching (in use or free). */
+  get numCachedBlocks(): number {
+    return this.blockByKey.size;
   }
 
   /** Blocks needed to hold numTokens tokens. */
@@ -48,7 +70,7 @@ export class BlockManager {
       throw new Error(`cannot allocate ${numBlocks} KV blocks: ${this.numFreeBlocks} free`);
     }
     const blocks = new Array<number>(numBlocks);
-    for (let i = 0; i < numBlocks; i++) blocks[i] = this.pop();
+    for (let i = 0; i < numBlocks; i++) blocks[i] = this.takeFreshBlock();
     return blocks;
   }
 
@@ -60,14 +82,15 @@ export class BlockManager {
     const numNeeded = this.blocksFor(numTokens) - blockTable.length;
     if (numNeeded <= 0) return true;
     if (!this.canAllocate(numNeeded)) return false;
-    for (let i = 0; i < numNeeded; i++) blockTable.push(this.pop());
+    for (let i = 0; i < numNeeded; i++) blockTable.push(this.takeFreshBlock());
     return true;
   }
 
-  /** Adds a reference to each block (a second table sharing them). */
+  /** Adds a reference to each block (a second table sharing them); a free cached block is revived. */
   share(blockTable: readonly number[]): void {
+    for (const block of blockTable) this.checkExists(block);
     for (const block of blockTable) {
-      this.checkHeld(block);
+      if (this.refCounts[block] === 0) this.unlinkFree(block);
       this.refCounts[block] += 1;
     }
   }
@@ -75,19 +98,23 @@ export class BlockManager {
   /** Drops one reference to each block of `blockTable` and empties it; blocks at 0 refs are free. */
   free(blockTable: number[]): void {
     const numFreeBefore = this.numFreeBlocks;
-    // Reverse order: the table's first block ends on top of the stack and is reused first.
+    // Reverse order: a sequence's tail blocks are evicted before its head (shared prefixes).
     for (let i = blockTable.length - 1; i >= 0; i--) {
       const block = blockTable[i];
       try {
         this.checkHeld(block);
       } catch (err) {
-        // Undo this call's decrements so a bad table (or a block listed twice) changes nothing.
-        for (let j = blockTable.length - 1; j > i; j--) this.refCounts[blockTable[j]] += 1;
-        this.numFreeBlocks = numFreeBefore;
+        // Undo this call so a bad table (or a block listed twice) changes nothing.
+        for (let j = blockTable.length - 1; j > i; j--) {
+          const undone = blockTable[j];
+          if (this.refCounts[undone] === 0) this.unlinkFree(undone);
+          this.refCounts[undone] += 1;
+        }
+        if (this.numFreeBlocks !== numFreeBefore) throw new Error('block manager: free list out of step while undoing');
         throw err;
       }
       this.refCounts[block] -= 1;
-      if (this.refCounts[block] === 0) this.freeStack[this.numFreeBlocks++] = block;
+      if (this.refCounts[block] === 0) this.pushFree(block);
     }
     blockTable.length = 0;
   }
@@ -96,14 +123,75 @@ export class BlockManager {
     return this.refCounts[block];
   }
 
-  private pop(): number {
-    const block = this.freeStack[--this.numFreeBlocks];
+  /**
+   * The blocks registered under keys[0], keys[1]... as far as they all are (the longest
+   * cached prefix). Takes nothing: pass them to share().
+   */
+  findCachedPrefix(keys: readonly string[]): number[] {
+    const blocks: number[] = [];
+    if (!this.isPrefixCachingEnabled) return blocks;
+    for (const key of keys) {
+      const block = this.blockByKey.get(key);
+      if (block === undefined) break;
+      blocks.push(block);
+    }
+    this.numQueriedBlocks += keys.length;
+    this.numHitBlocks += blocks.length;
+    return blocks;
+  }
+
+  /** How many of `blocks` are free now (sharing them takes them off the free list). */
+  numFreeAmong(blocks: readonly number[]): number {
+    let n = 0;
+    for (const block of blocks) if (this.refCounts[block] === 0) n++;
+    return n;
+  }
+
+  /** Registers a full, computed block under its prefix key, unless that key already has a block. */
+  register(block: number, key: string): void {
+    if (!this.isPrefixCachingEnabled || this.blockByKey.has(key) || this.blockKeys[block] !== null) return;
+    this.checkHeld(block);
+    this.blockByKey.set(key, block);
+    this.blockKeys[block] = key;
+  }
+
+  /** Pops the least recently freed block, dropping its cache registration. */
+  private takeFreshBlock(): number {
+    const block = this.next[this.numBlocks];
+    this.unlinkFree(block);
+    const key = this.blockKeys[block];
+    if (key !== null) {
+      this.blockByKey.delete(key);
+      this.blockKeys[block] = null;
+    }
     this.refCounts[block] = 1;
     return block;
   }
 
-  private checkHeld(block: number): void {
+  private pushFree(block: number): void {
+    const sentinel = this.numBlocks;
+    const last = this.prev[sentinel];
+    this.next[last] = block;
+    this.prev[block] = last;
+    this.next[block] = sentinel;
+    this.prev[sentinel] = block;
+    this.numFreeBlocks += 1;
+  }
+
+  private unlinkFree(block: number): void {
+    const before = this.prev[block];
+    const after = this.next[block];
+    this.next[before] = after;
+    this.prev[after] = before;
+    this.numFreeBlocks -= 1;
+  }
+
+  private checkExists(block: number): void {
     if (!Number.isInteger(block) || block < 0 || block >= this.numBlocks) throw new Error(`KV block ${block} does not exist`);
+  }
+
+  private checkHeld(block: number): void {
+    this.checkExists(block);
     if (this.refCounts[block] <= 0) throw new Error(`KV block ${block} is already free (double free)`);
   }
 }

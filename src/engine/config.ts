@@ -13,6 +13,7 @@ export const OPTION_FLAGS = {
   maxNumSeqs: '--max-num-seqs',
   maxNumBatchedTokens: '--max-num-batched-tokens',
   blockSize: '--block-size',
+  enablePrefixCaching: '--enable-prefix-caching',
   numBlocks: '--num-gpu-blocks-override',
   kvCacheMemoryBytes: '--kv-cache-memory-bytes',
   gpuMemoryUtilization: '--gpu-memory-utilization',
@@ -49,6 +50,8 @@ const optionsSchema = z.object({
   blockSize: positiveInt
     .refine((n) => n <= 256 && (n & (n - 1)) === 0, { message: 'must be a power of two up to 256' })
     .default(16),
+  /** Reuse the KV blocks of a prompt prefix another request already computed (vLLM v1: on). */
+  enablePrefixCaching: z.boolean().default(true),
   /** KV cache blocks; unset = from kvCacheMemoryBytes (CPU) or gpuMemoryUtilization (CUDA). */
   numBlocks: positiveInt.optional(),
   /** KV cache budget on the CPU when numBlocks is unset (vLLM's VLLM_CPU_KVCACHE_SPACE: 4 GiB). */
@@ -80,6 +83,7 @@ export interface EngineConfig {
   readonly maxNumSeqs: number;
   readonly maxNumBatchedTokens: number;
   readonly blockSize: number;
+  readonly enablePrefixCaching: boolean;
   /** 0 on CUDA without an override: the executor sizes the cache from gpuMemoryUtilization. */
   readonly numBlocks: number;
   readonly gpuMemoryUtilization: number;
@@ -171,6 +175,7 @@ export function resolveEngineConfig(options: EngineOptions, machine: MachineInfo
     maxNumSeqs: o.maxNumSeqs,
     maxNumBatchedTokens: o.maxNumBatchedTokens,
     blockSize: o.blockSize,
+    enablePrefixCaching: o.enablePrefixCaching,
     numBlocks,
     gpuMemoryUtilization: o.gpuMemoryUtilization,
     device,

@@ -83,7 +83,7 @@ export class Engine implements EngineClient {
     this.maxModelLen = config.maxModelLen;
     this.vocabSize = config.model.config.vocabSize;
     this.eosTokenIds = new Set(config.model.eosTokenIds);
-    this.blockManager = new BlockManager(parts.executor.numBlocks, config.blockSize);
+    this.blockManager = new BlockManager(parts.executor.numBlocks, config.blockSize, config.enablePrefixCaching);
     this.scheduler = new Scheduler(config, this.blockManager);
     this.packer = new StepBatchPacker(config.blockSize, new RngStream(config.seed));
     this.detok = new DetokDispatcher(parts.pool, this.detokSink());
@@ -235,6 +235,7 @@ export class Engine implements EngineClient {
       nowMs: postStartMs,
     });
     for (const seq of sampled) this.detok.markDirty(seq);
+    this.scheduler.cacheComputedBlocks(rows);
     this.scheduler.removeFinished();
     this.stepCount += 1;
     const dispatchStartMs = performance.now();

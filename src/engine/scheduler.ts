@@ -9,6 +9,7 @@
  * waiting queue, to be prefilled again (prompt + output so far) later.
  */
 import type { BlockManager } from './block-manager.ts';
+import { extendBlockKeys } from './prefix-hash.ts';
 import type { Sequence } from './sequence.ts';
 
 export interface SchedulerLimits {
@@ -94,17 +95,61 @@ export class Scheduler {
     if (preempted.length === 0) {
       while (this.waiting.length > 0 && this.running.length < this.limits.maxNumSeqs && budget > 0) {
         const seq = this.waiting[0];
-        const numNewTokens = Math.min(seq.numTokens - seq.numComputedTokens, budget);
-        if (!this.blockManager.appendSlots(seq.blockTable, seq.numComputedTokens + numNewTokens)) break;
+        if (!this.admit(seq, budget)) break;
         this.waiting.shift();
         seq.status = 'running';
         this.running.push(seq);
-        addRow(seq, numNewTokens);
+        addRow(seq, Math.min(seq.numTokens - seq.numComputedTokens, budget));
       }
     }
 
     const numTokens = this.limits.maxNumBatchedTokens - budget;
     return { rows, numTokens, numPrefillTokens, preempted };
+  }
+
+  /**
+   * Gives a waiting sequence its blocks: the longest cached prefix (never its last token,
+   * which must be computed to sample), then fresh blocks for this step's tokens. Returns
+   * false, changing nothing, when the blocks are not there.
+   */
+  private admit(seq: Sequence, budget: number): boolean {
+    const bm = this.blockManager;
+    let hits: number[] = [];
+    if (bm.isPrefixCachingEnabled && seq.numComputedTokens === 0) {
+      extendBlockKeys(seq, seq.numTokens - 1, bm.blockSize);
+      const numCandidates = Math.floor((seq.numTokens - 1) / bm.blockSize);
+      hits = bm.findCachedPrefix(numCandidates === seq.blockKeys.length ? seq.blockKeys : seq.blockKeys.slice(0, numCandidates));
+      const numCachedTokens = hits.length * bm.blockSize;
+      const numNewTokens = Math.min(seq.numTokens - numCachedTokens, budget);
+      const numFreshBlocks = bm.blocksFor(numCachedTokens + numNewTokens) - hits.length;
+      if (bm.numFree - bm.numFreeAmong(hits) < numFreshBlocks) return false;
+      bm.numQueriedBlocks += numCandidates;
+      bm.numHitBlocks += hits.length;
+      bm.share(hits);
+      seq.blockTable.push(...hits);
+      seq.numRegisteredBlocks = hits.length;
+      seq.numComputedTokens = numCachedTokens;
+    }
+    const numNewTokens = Math.min(seq.numTokens - seq.numComputedTokens, budget);
+    return bm.appendSlots(seq.blockTable, seq.numComputedTokens + numNewTokens);
+  }
+
+  /**
+   * After a step: registers the blocks its rows filled completely in the prefix cache, so
+   * later sequences with the same prefix skip computing them.
+   */
+  cacheComputedBlocks(rows: readonly ScheduledSeq[]): void {
+    const bm = this.blockManager;
+    if (!bm.isPrefixCachingEnabled) return;
+    // Finished rows too: their blocks are freed only at the next boundary, and positions
+    // below numComputedTokens hold exactly the KV of their tokens (a stop string only cuts the tail).
+    for (const { seq } of rows) {
+      const numFullBlocks = Math.floor(seq.numComputedTokens / bm.blockSize);
+      if (numFullBlocks <= seq.numRegisteredBlocks) continue;
+      extendBlockKeys(seq, numFullBlocks * bm.blockSize, bm.blockSize);
+      for (let i = seq.numRegisteredBlocks; i < numFullBlocks; i++) bm.register(seq.blockTable[i], seq.blockKeys[i]);
+      seq.numRegisteredBlocks = numFullBlocks;
+    }
   }
 
   /**
@@ -124,6 +169,7 @@ export class Scheduler {
   private preempt(seq: Sequence): void {
     this.blockManager.free(seq.blockTable);
     seq.numComputedTokens = 0;
+    seq.numRegisteredBlocks = 0;
     seq.status = 'waiting';
     seq.numPreemptions += 1;
     this.numPreemptions += 1;

@@ -34,6 +34,12 @@ export class Sequence {
   /** One entry per output token when params.logprobs != null. */
   readonly logprobs: TokenLogprob[] | null;
   numPreemptions = 0;
+  /** Prefix-cache keys of its full blocks (prefix-hash.ts), and the running hash after the last one. */
+  readonly blockKeys: string[] = [];
+  prefixHashLo = 0;
+  prefixHashHi = 0;
+  /** Leading blocks of blockTable registered in the prefix cache. */
+  numRegisteredBlocks = 0;
   /** performance.now() stamps for metrics. */
   readonly arrivalMs: number;
   firstScheduledMs: number | null = null;

@@ -93,3 +93,45 @@ describe('BlockManager', () => {
     expect(bm.numFree).toBe(64);
   });
 });
+
+describe('BlockManager prefix cache', () => {
+  it('finds registered blocks by key, also after they are freed, until they are handed out again', () => {
+    const bm = new BlockManager(4, 2, true);
+    const table = bm.allocate(2);
+    const [b0, b1] = table;
+    bm.register(b0, 'k0');
+    bm.register(b1, 'k1');
+    expect(bm.findCachedPrefix(['k0', 'k1', 'k2'])).toEqual([b0, b1]);
+    expect(bm.findCachedPrefix(['kx', 'k1'])).toEqual([]);
+    bm.free(table);
+    expect(bm.numFree).toBe(4);
+    expect(bm.findCachedPrefix(['k0', 'k1'])).toEqual([b0, b1]);
+    // Sharing revives free cached blocks: they leave the free list.
+    expect(bm.numFreeAmong([b0, b1])).toBe(2);
+    const again = [b0, b1];
+    bm.share(again);
+    expect(bm.numFree).toBe(2);
+    expect(bm.refCount(b0)).toBe(1);
+    bm.free(again);
+    // Fresh allocations take never-cached blocks first, then the least recently freed,
+    // a sequence's tail (b1) before its head (b0).
+    const fresh = bm.allocate(3);
+    expect(fresh).not.toContain(b0);
+    expect(bm.findCachedPrefix(['k0'])).toEqual([b0]);
+    expect(bm.findCachedPrefix(['k0', 'k1'])).toEqual([b0]);
+    expect(bm.numCachedBlocks).toBe(1);
+  });
+
+  it('keeps the first block registered under a key, and registers nothing when disabled', () => {
+    const bm = new BlockManager(4, 2, true);
+    const [a, b] = bm.allocate(2);
+    bm.register(a, 'same');
+    bm.register(b, 'same');
+    expect(bm.findCachedPrefix(['same'])).toEqual([a]);
+    const off = new BlockManager(4, 2, false);
+    const [c] = off.allocate(1);
+    off.register(c, 'k');
+    expect(off.findCachedPrefix(['k'])).toEqual([]);
+    expect(off.numCachedBlocks).toBe(0);
+  });
+});

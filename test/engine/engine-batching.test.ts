@@ -44,7 +44,8 @@ describe.each<ExecutorKind>(['fake', 'native'])('engine batching (%s executor)',
 
   beforeAll(async () => {
     if (skip) return;
-    roomy = await makeEngine(kind, { numBlocks: 1024 });
+    // Without prefix caching, so "together" recomputes everything "alone" computed.
+    roomy = await makeEngine(kind, { numBlocks: 1024, enablePrefixCaching: false });
     alone = await runAlone(roomy, prompts, () => greedy());
   });
   afterAll(async () => {
@@ -70,6 +71,7 @@ describe.each<ExecutorKind>(['fake', 'native'])('engine batching (%s executor)',
   });
 
   it.skipIf(skip)('with a KV cache too small for all of them: preemptions happen, outputs are unchanged, every block comes back', async () => {
+    // Prefix caching on (the default): preempted sequences find their own blocks again.
     const small = await makeEngine(kind, { numBlocks: 48, maxModelLen: 256 });
     try {
       const together = await runTogether(small, prompts, () => greedy());
@@ -93,6 +95,23 @@ describe.each<ExecutorKind>(['fake', 'native'])('engine batching (%s executor)',
       expect(timings.some((t) => t.numPrefillTokens > 0 && t.numSeqs > 1)).toBe(true);
     } finally {
       await chunked.engine.shutdown(1000);
+    }
+  });
+
+  it.skipIf(skip)('requests sharing a long prompt prefix reuse its cached blocks and give the output of an engine without the cache', async () => {
+    const prefix = makePrompts(1, 70, 70, 21)[0];
+    const shared = makePrompts(30, 1, 20, 22).map((suffix) => [...prefix, ...suffix]);
+    const cached = await makeEngine(kind, { enablePrefixCaching: true, numBlocks: 256 });
+    try {
+      const reference = await runAlone(roomy, shared, () => greedy());
+      expect(roomy.engine.blockManager.numHitBlocks).toBe(0);
+      const together = await runTogether(cached, shared, () => greedy());
+      // The first admitted computes the 70-token prefix (4 full blocks of 16); later ones reuse them.
+      expect(cached.engine.blockManager.numHitBlocks).toBeGreaterThanOrEqual(4 * 20);
+      for (let i = 0; i < shared.length; i++) expect(together[i].tokenIds, `request ${i}`).toEqual(reference[i].tokenIds);
+      await waitFor(() => cached.engine.stats().numFreeBlocks === 256, 'all blocks free');
+    } finally {
+      await cached.engine.shutdown(1000);
     }
   });
 

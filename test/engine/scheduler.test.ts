@@ -142,3 +142,68 @@ describe('Scheduler', () => {
     expect(blockManager.numFree).toBe(10);
   });
 });
+
+describe('Scheduler with prefix caching', () => {
+  function cached(numBlocks: number, blockSize: number) {
+    const blockManager = new BlockManager(numBlocks, blockSize, true);
+    const scheduler = new Scheduler({ maxNumSeqs: 8, maxNumBatchedTokens: 1000 }, blockManager);
+    return { blockManager, scheduler };
+  }
+  const withPrompt = (prompt: number[]) => {
+    const seq = makeSeq(prompt.length);
+    seq.tokenIds.splice(0, prompt.length, ...prompt);
+    return seq;
+  };
+  const range = (n: number, from = 0) => Array.from({ length: n }, (_, i) => from + i);
+
+  it('a later request with the same prompt starts after the cached full blocks, never at its last token', () => {
+    const { scheduler, blockManager } = cached(40, 8);
+    const a = withPrompt(range(40));
+    scheduler.add(a);
+    const first = scheduler.schedule();
+    completeStep(first);
+    scheduler.cacheComputedBlocks(first.rows);
+    expect(blockManager.numCachedBlocks).toBe(5);
+    const b = withPrompt(range(40));
+    const c = withPrompt([...range(16), ...range(24, 500)]);
+    const d = withPrompt([...range(8, 900), ...range(32, 8)]); // same tokens as a's blocks 1-4, other first block
+    [b, c, d].forEach((s) => scheduler.add(s));
+    const out = scheduler.schedule();
+    const rowOf = (s: typeof a) => out.rows.find((r) => r.seq === s);
+    // 40 tokens = 5 full blocks, but the last token must be computed: 4 blocks reused, 8 tokens computed.
+    expect(rowOf(b)).toMatchObject({ numNewTokens: 8, isSampled: true });
+    expect(b.numComputedTokens).toBe(32);
+    expect(b.blockTable.slice(0, 4)).toEqual(a.blockTable.slice(0, 4));
+    expect(blockManager.refCount(a.blockTable[0])).toBe(3);
+    expect(rowOf(c)?.numNewTokens).toBe(24);
+    expect(c.blockTable.slice(0, 2)).toEqual(a.blockTable.slice(0, 2));
+    expect(rowOf(d)?.numNewTokens).toBe(40);
+    expect(d.blockTable.some((blk) => a.blockTable.includes(blk))).toBe(false);
+    for (const s of [a, b, c, d]) s.finish('stop', undefined, 0);
+    scheduler.removeFinished();
+    expect(blockManager.numFree).toBe(40);
+  });
+
+  it('a preempted sequence gets back what is left of its cached blocks (its tail is reused first)', () => {
+    const { scheduler, blockManager } = cached(7, 4);
+    const old = withPrompt(range(8));
+    const mid = withPrompt(range(8, 100));
+    const newest = withPrompt(range(8, 200));
+    [old, mid, newest].forEach((s) => scheduler.add(s));
+    const first = scheduler.schedule();
+    completeStep(first);
+    scheduler.cacheComputedBlocks(first.rows);
+    const [headBlock] = newest.blockTable;
+    // old takes the last free block; mid's block comes from preempting newest, whose tail block goes first.
+    const out = scheduler.schedule();
+    expect(out.preempted).toEqual([newest]);
+    completeStep(out);
+    scheduler.cacheComputedBlocks(out.rows);
+    old.finish('stop', undefined, 0);
+    scheduler.removeFinished();
+    const back = scheduler.schedule();
+    // newest holds 9 tokens: its first block is still cached, so 5 tokens are computed, not 9.
+    expect(back.rows.find((r) => r.seq === newest)).toMatchObject({ numNewTokens: 5, isSampled: true });
+    expect(newest.blockTable[0]).toBe(headBlock);
+  });
+});
