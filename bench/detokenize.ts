@@ -10,8 +10,8 @@
  *
  *   npx tsx bench/detokenize.ts [--tokenizers llama3,llama2,qwen3] [--sources sharegpt,random]
  *     [--batch-sizes 64,...,2048] [--modes sequential,batched,pool] [--workers 1,2,4,...]
- *     [--steps 30] [--warmup-steps 5] [--dataset path] [--out bench/results/detokenize-cpuN.json]
- *     [--max-seconds 180]
+ *     [--steps 30] [--warmup-steps 5] [--stop-fraction 0.25] [--min-items-per-shard 64]
+ *     [--dataset path] [--out bench/results/detokenize-cpuN.json | --no-write] [--max-seconds 180]
  */
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -42,6 +42,8 @@ export interface DetokenizeBenchOptions {
   numWarmupSteps: number;
   /** Fraction of sequences with stop strings. */
   stopFraction: number;
+  /** Pool option: smallest shard worth its own message. */
+  minItemsPerShard: number;
   datasetPath: string;
   /** Results JSON; the SVG is written next to it. null = don't write files. */
   outPath: string | null;
@@ -78,6 +80,7 @@ export function defaultDetokenizeBenchOptions(): DetokenizeBenchOptions {
     numSteps: 30,
     numWarmupSteps: 5,
     stopFraction: 0.25,
+    minItemsPerShard: 64,
     datasetPath: path.resolve(repoRoot, '../shared/data/sharegpt.jsonl'),
     outPath: path.join(repoRoot, 'bench', 'results', `detokenize-cpu${availableParallelism()}.json`),
     maxSeconds: 180,
@@ -117,6 +120,7 @@ export function parseDetokenizeBenchArgs(argv: string[]): DetokenizeBenchOptions
       steps: { type: 'string' },
       'warmup-steps': { type: 'string' },
       'stop-fraction': { type: 'string' },
+      'min-items-per-shard': { type: 'string' },
       dataset: { type: 'string' },
       out: { type: 'string' },
       'no-write': { type: 'boolean' },
@@ -133,6 +137,7 @@ export function parseDetokenizeBenchArgs(argv: string[]): DetokenizeBenchOptions
   if (values.steps) options.numSteps = positiveInts(values.steps, 'steps')[0];
   if (values['warmup-steps'] !== undefined) options.numWarmupSteps = Number(values['warmup-steps']);
   if (values['stop-fraction'] !== undefined) options.stopFraction = Number(values['stop-fraction']);
+  if (values['min-items-per-shard']) options.minItemsPerShard = positiveInts(values['min-items-per-shard'], 'min-items-per-shard')[0];
   if (values.dataset) options.datasetPath = path.resolve(values.dataset);
   if (values.out) options.outPath = path.resolve(values.out);
   if (values['no-write']) options.outPath = null;
@@ -156,6 +161,7 @@ function modeNames(options: DetokenizeBenchOptions): ModeName[] {
 
 export async function runDetokenizeBench(options: DetokenizeBenchOptions): Promise<DetokenizeBenchReport> {
   const startMs = performance.now();
+  const machine = machineInfo();
   const log = options.log;
   const measurements: ModeMeasurement[] = [];
   const skipped: string[] = [];
@@ -191,7 +197,7 @@ export async function runDetokenizeBench(options: DetokenizeBenchOptions): Promi
   const identicalText = compareTexts(measurements);
   const { log: _log, ...recordedOptions } = options;
   const report: DetokenizeBenchReport = {
-    machine: machineInfo(),
+    machine,
     options: recordedOptions,
     measurements,
     sustainedAt50StepsPerS: sustainedBatchSizes(measurements, 50),
@@ -240,7 +246,10 @@ function printSummary(report: DetokenizeBenchReport, log: (line: string) => void
   log(formatTable(['tokenizer', 'source', 'mode', 'max batch'], report.sustainedAt50StepsPerS.map((s) => [s.tokenizer, s.source, s.mode, s.maxBatchSize ?? 'none'])));
   log(`identical text across modes: ${report.identicalText.isIdentical ? 'yes' : `NO: ${report.identicalText.mismatches.join('; ')}`}`);
   for (const line of report.skipped) log(`skipped: ${line}`);
-  log(`elapsed ${report.elapsedS.toFixed(1)} s on ${report.machine.numCores} cores (${report.machine.cpuModel})`);
+  log(
+    `elapsed ${report.elapsedS.toFixed(1)} s on ${report.machine.numCores} cores (${report.machine.cpuModel}), ` +
+      `load average at start ${report.machine.loadAverage1m.toFixed(1)}`,
+  );
 }
 
 const isMain = process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url);

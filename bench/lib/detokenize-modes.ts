@@ -50,7 +50,7 @@ export interface MeasureModeInput {
   tokenizerDir: string;
   tokenizer: LoadedTokenizer;
   streamsBySource: Map<TokenSource, Streams>;
-  options: { batchSizes: number[]; numSteps: number; numWarmupSteps: number; stopFraction: number };
+  options: { batchSizes: number[]; numSteps: number; numWarmupSteps: number; stopFraction: number; minItemsPerShard: number };
 }
 
 type StepRunner = (items: readonly DetokItem[]) => Promise<DetokResult[]> | DetokResult[];
@@ -75,7 +75,7 @@ function batchedRunner(tokenizerDir: string): StepRunner {
 export async function measureMode(input: MeasureModeInput): Promise<ModeMeasurement[]> {
   const { mode, tokenizer, options } = input;
   const numWorkers = mode.startsWith('pool-') ? Number(mode.slice('pool-'.length)) : 0;
-  const pool = numWorkers > 0 ? new TokenizerPool({ tokenizerDir: input.tokenizerDir, numWorkers }) : null;
+  const pool = numWorkers > 0 ? new TokenizerPool({ tokenizerDir: input.tokenizerDir, numWorkers, minItemsPerShard: options.minItemsPerShard }) : null;
   try {
     if (pool) await pool.warmup();
     const runner: StepRunner = pool

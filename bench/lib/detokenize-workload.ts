@@ -59,11 +59,16 @@ export function buildStreams(tokenizer: LoadedTokenizer, source: TokenSource, re
   const streams: StreamSpec[] = [];
   if (source === 'sharegpt') {
     if (!records || records.length === 0) throw new Error('the sharegpt source needs --dataset records');
+    // Tokenize each record once; streams reuse them from different starting points.
+    const tokenized = records.map((record) => ({
+      prompt: tokenizer.encode(record.prompt.slice(0, 400), true).slice(0, MAX_PROMPT_TOKENS),
+      completion: tokenizer.encode(record.completion.slice(0, MAX_OUTPUT_TOKENS * 8), false),
+    }));
+    const usable = tokenized.filter((record) => record.completion.length >= MIN_OUTPUT_TOKENS);
     for (let i = 0; i < count; i++) {
-      const record = records[i % records.length];
-      const prompt = tokenizer.encode(record.prompt.slice(0, 400), true).slice(0, MAX_PROMPT_TOKENS);
-      const output = tokenizer.encode(record.completion.slice(0, MAX_OUTPUT_TOKENS * 6), false).slice(0, MAX_OUTPUT_TOKENS);
-      if (output.length >= MIN_OUTPUT_TOKENS) streams.push({ prompt, output });
+      const record = usable[i % usable.length];
+      const start = i < usable.length ? 0 : Math.floor(rng() * (record.completion.length - MIN_OUTPUT_TOKENS));
+      streams.push({ prompt: record.prompt, output: record.completion.slice(start, start + MAX_OUTPUT_TOKENS) });
     }
     return streams;
   }

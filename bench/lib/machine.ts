@@ -1,6 +1,7 @@
 /** Where and how a benchmark ran: recorded in every results file. */
 import { execFileSync } from 'node:child_process';
-import { availableParallelism, cpus, platform, totalmem } from 'node:os';
+import path from 'node:path';
+import { availableParallelism, cpus, loadavg, platform, totalmem } from 'node:os';
 
 export interface MachineInfo {
   cpuModel: string;
@@ -12,6 +13,8 @@ export interface MachineInfo {
   /** The command line that produced the results. */
   command: string;
   dateUtc: string;
+  /** 1-minute load average when the run started: above numCores, other work shared the CPUs. */
+  loadAverage1m: number;
 }
 
 function gitCommit(): string {
@@ -26,7 +29,13 @@ function gitCommit(): string {
   }
 }
 
-export function machineInfo(command: string = process.argv.slice(1).join(' ')): MachineInfo {
+/** The running script's command line, its path relative to the working directory. */
+function currentCommand(): string {
+  const [script, ...args] = process.argv.slice(1);
+  return [script ? path.relative(process.cwd(), script) : '', ...args].join(' ');
+}
+
+export function machineInfo(command: string = currentCommand()): MachineInfo {
   return {
     cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
     numCores: availableParallelism(),
@@ -36,5 +45,6 @@ export function machineInfo(command: string = process.argv.slice(1).join(' ')): 
     gitCommit: gitCommit(),
     command,
     dateUtc: new Date().toISOString(),
+    loadAverage1m: loadavg()[0],
   };
 }

@@ -29,6 +29,9 @@ import type {
   WorkerMessage,
 } from './protocol.ts';
 
+/** See TokenizerPoolOptions.minItemsPerShard. */
+const DEFAULT_MIN_ITEMS_PER_SHARD = 64;
+
 /** Fixed per-sequence cost, in window tokens, used when balancing shards. */
 const ITEM_COST_TOKENS = 2;
 
@@ -82,8 +85,7 @@ export function planShards(items: readonly DetokItem[], numShards: number, minIt
 export class TokenizerPool implements TokenizerPoolApi {
   readonly numWorkers: number;
   readonly tokenizerDir: string;
-  /** Smallest shard worth its own message; fewer items → fewer shards. */
-  minItemsPerShard = 8;
+  readonly minItemsPerShard: number;
   lastStepStats: DetokStepStats | null = null;
   /** Worker-level errors Piscina reported (a worker that failed outside a task); tasks retry. */
   numWorkerErrors = 0;
@@ -96,6 +98,11 @@ export class TokenizerPool implements TokenizerPoolApi {
       throw new Error(`TokenizerPoolOptions.numWorkers must be an integer >= 1, got ${numWorkers}`);
     }
     this.numWorkers = numWorkers;
+    const minItemsPerShard = options.minItemsPerShard ?? DEFAULT_MIN_ITEMS_PER_SHARD;
+    if (!Number.isInteger(minItemsPerShard) || minItemsPerShard < 1) {
+      throw new Error(`TokenizerPoolOptions.minItemsPerShard must be an integer >= 1, got ${minItemsPerShard}`);
+    }
+    this.minItemsPerShard = minItemsPerShard;
     this.tokenizerDir = path.resolve(options.tokenizerDir);
     const workerInit: WorkerInit = { isCrashForTestAllowed: options.crashForTest === true, tokenizerDir: this.tokenizerDir };
     this.piscina = new Piscina<WorkerMessage, unknown>({

@@ -86,6 +86,11 @@ export interface TokenizerPoolOptions {
   tokenizerDir: string;
   /** Worker threads; default: cores − 1, at least 1. */
   numWorkers?: number;
+  /**
+   * Smallest shard worth its own message (default 64): every message costs the main thread a
+   * fixed post + receive, so small steps use fewer workers.
+   */
+  minItemsPerShard?: number;
   /** Honour DetokStepMessage.crashForTest in the workers (tests only). */
   crashForTest?: boolean;
 }

@@ -17,7 +17,7 @@ const tokenizer = loadTokenizer(DIR);
 let pool: TokenizerPool;
 
 beforeAll(async () => {
-  pool = new TokenizerPool({ tokenizerDir: DIR, numWorkers: 2, crashForTest: true });
+  pool = new TokenizerPool({ tokenizerDir: DIR, numWorkers: 2, minItemsPerShard: 8, crashForTest: true });
   await pool.warmup();
 });
 
