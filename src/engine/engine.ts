@@ -5,7 +5,7 @@
  * The loop sleeps while there is no work and wakes on addRequest/abort/shutdown. An
  * executor error fails every live request and marks the engine dead; the process lives on.
  */
-import { readResult } from './batch-layout.ts';
+import { readResult, ResultTiming } from './batch-layout.ts';
 import type { EngineConfig } from './config.ts';
 import { createEngineParts, type CreateEngineOptions } from './engine-factory.ts';
 import { DetokDispatcher, type DetokSink } from './detok-dispatcher.ts';
@@ -247,9 +247,9 @@ export class Engine implements EngineClient {
       scheduleMs: packStartMs - startMs,
       packMs: executeStartMs - packStartMs,
       executeMs: postStartMs - executeStartMs,
-      forwardMs: result.timings[0],
-      sampleMs: result.timings[1],
-      copyMs: result.timings[2],
+      forwardMs: result.timings[ResultTiming.forwardMs],
+      sampleMs: result.timings[ResultTiming.sampleMs],
+      copyMs: result.timings[ResultTiming.copyMs],
       postprocessMs: dispatchStartMs - postStartMs,
       detokDispatchMs: endMs - dispatchStartMs,
       detokLagSteps: this.detok.lagSteps,
