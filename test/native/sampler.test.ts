@@ -6,6 +6,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { readResult, type ResultViews } from '../../src/engine/batch-layout.ts';
+import type { NativeExecutor } from '../../src/engine/native.ts';
 import { buildBatch, DEFAULT_ROW_SAMPLING, dummyOptions, native, singleTokenRows, tinyModel, type RowSampling, type SeqInput } from './helpers.ts';
 
 const NUM_ROWS = 512;
@@ -17,8 +18,18 @@ const NUM_STEPS = 200;
 const CHI_SQUARE_Z = 4.265; // one-sided normal quantile of p = 1e-5
 const LOGPROB_BOUND = 1e-5;
 
-const executor = new native.Executor(dummyOptions({ model: tinyModel({ vocabSize: VOCAB }), numBlocks: NUM_ROWS, numThreads: 2 }));
-afterAll(() => executor.close());
+interface Target {
+  executor: NativeExecutor;
+  vocab: number;
+}
+const makeTarget = (vocab: number): Target => ({
+  executor: new native.Executor(dummyOptions({ model: tinyModel({ vocabSize: vocab }), numBlocks: NUM_ROWS, numThreads: 2 })),
+  vocab,
+});
+const main = makeTarget(VOCAB);
+/** A larger vocabulary, so that top_p keeps more tokens than the sampler's first sorted prefix (64). */
+const wide = makeTarget(1024);
+afterAll(() => [main, wide].forEach((t) => t.executor.close()));
 
 type Row = RowSampling;
 const f32 = Math.fround;
@@ -103,12 +114,14 @@ function chiSquare(observed: number[], expected: Float64Array): { statistic: num
   return { statistic, critical, degrees };
 }
 
-async function runStep(seqs: SeqInput[], maxTopLogprobs = 0): Promise<ResultViews> {
+async function runStep(seqs: SeqInput[], maxTopLogprobs = 0, target: Target = main): Promise<ResultViews> {
   const { views, shape } = buildBatch(seqs, BLOCK_SIZE, maxTopLogprobs, 1);
-  return readResult(await executor.step(views.buffer), shape, VOCAB);
+  return readResult(await target.executor.step(views.buffer), shape, target.vocab);
 }
 
-const rowOf = (result: ResultViews, s: number): Float32Array => result.logits.subarray(s * VOCAB, (s + 1) * VOCAB);
+const rowOf = (result: ResultViews, s: number, vocab = VOCAB): Float32Array => result.logits.subarray(s * vocab, (s + 1) * vocab);
+
+const bytesOf = (a: Float32Array): Buffer => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 
 interface DrawStats {
   observed: number[];
@@ -118,38 +131,45 @@ interface DrawStats {
 }
 
 /** NUM_STEPS steps of NUM_ROWS one-token rows, each with its own key. */
-async function drawMany(setting: Partial<Row>, tokenId: number, keyHi: number): Promise<DrawStats> {
-  const observed = new Array<number>(VOCAB).fill(0);
-  const expected = new Float64Array(VOCAB);
+async function drawMany(setting: Partial<Row>, tokenId: number, keyHi: number, target: Target = main): Promise<DrawStats> {
+  const observed = new Array<number>(target.vocab).fill(0);
+  const expected = new Float64Array(target.vocab);
+  let pending = 0; // draws from cachedP not yet added to expected
+  const flush = () => {
+    cachedP?.forEach((p, i) => (expected[i] += p * pending));
+    pending = 0;
+  };
+  let cachedRaw: Float32Array | undefined;
+  let cachedP: Float64Array | undefined;
   let numDraws = 0;
   let numImpossible = 0; // draws of a token the reference gives probability 0 (masked)
   const row: Row = { ...DEFAULT_ROW_SAMPLING, ...setting };
   for (let step = 0; step < NUM_STEPS; step++) {
     const seqs = singleTokenRows(NUM_ROWS, tokenId, (r) => ({ ...setting, rngKeyLo: step * NUM_ROWS + r, rngKeyHi: keyHi }));
-    const result = await runStep(seqs);
-    let cachedRaw: Float32Array | undefined;
-    let cachedP: Float64Array | undefined;
+    const result = await runStep(seqs, 0, target);
     for (let s = 0; s < NUM_ROWS; s++) {
-      const raw = rowOf(result, s);
+      const raw = rowOf(result, s, target.vocab);
       // Rows share one context, so their logits (and distribution) are normally identical.
-      if (!cachedRaw || !raw.every((v, i) => v === cachedRaw![i])) {
-        cachedRaw = raw;
+      if (!cachedRaw || !bytesOf(raw).equals(bytesOf(cachedRaw))) {
+        flush();
+        cachedRaw = raw.slice();
         cachedP = samplingDistribution(raw, row);
       }
       const token = result.sampledTokenIds[s];
       if (!(cachedP![token] > 0)) numImpossible++;
       observed[token]++;
-      cachedP!.forEach((p, i) => (expected[i] += p));
+      pending++;
       numDraws++;
     }
   }
+  flush();
   expect(numImpossible, `draws of masked tokens under ${JSON.stringify(setting)}`).toBe(0);
   return { observed, expected, numDraws };
 }
 
-async function probeLogits(tokenId: number): Promise<Float32Array> {
-  const result = await runStep(singleTokenRows(1, tokenId, () => ({})));
-  return rowOf(result, 0).slice();
+async function probeLogits(tokenId: number, target: Target = main): Promise<Float32Array> {
+  const result = await runStep(singleTokenRows(1, tokenId, () => ({})), 0, target);
+  return rowOf(result, 0, target.vocab).slice();
 }
 
 const SETTINGS: { name: string; setting: Partial<Row> }[] = [
@@ -174,6 +194,18 @@ describe('CPU sampler: draws follow the float64 distribution (chi-square, >= 100
       console.log(`${name}: chi2 = ${statistic.toFixed(1)} on ${degrees} df (critical ${critical.toFixed(1)}), ${stats.numDraws} draws`);
       expect(statistic).toBeLessThan(critical);
     });
+  });
+
+  it('top_p keeping hundreds of tokens of a 1024-token vocabulary', async () => {
+    const setting: Partial<Row> = { temperature: 2, topP: 0.8 };
+    const p = samplingDistribution(await probeLogits(5, wide), { ...DEFAULT_ROW_SAMPLING, ...setting });
+    const numKept = p.filter((v) => v > 0).length;
+    expect(numKept).toBeGreaterThan(64 * 2);
+    expect(numKept).toBeLessThan(wide.vocab);
+    const stats = await drawMany(setting, 5, 3000, wide);
+    const { statistic, critical, degrees } = chiSquare(stats.observed, stats.expected);
+    console.log(`vocab 1024, top_p 0.8 (${numKept} kept): chi2 = ${statistic.toFixed(1)} on ${degrees} df (critical ${critical.toFixed(1)}), ${stats.numDraws} draws`);
+    expect(statistic).toBeLessThan(critical);
   });
 
   it('repetition, presence and frequency penalties', async () => {

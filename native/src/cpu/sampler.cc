@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 #include <vector>
 
 #include "sampling_math.h"
@@ -17,8 +18,14 @@ struct RowScratch {
   std::vector<int32_t> out_count;  // [vocab] occurrences in the output (reset after use)
   std::vector<uint8_t> kept;       // [vocab] survives the masks
   std::vector<float> values;       // [vocab] copy for nth_element
-  std::vector<int32_t> order;      // candidate ids for top-p
+  std::vector<double> weights;     // [vocab] exp(logit - max logit): unnormalized probabilities
+  std::vector<std::pair<float, int32_t>> order;  // top-p candidates (logit, id), sorted best first
 };
+
+// Best first: larger logit, ties -> lower id.
+bool CandidateRanksBefore(const std::pair<float, int32_t>& a, const std::pair<float, int32_t>& b) {
+  return RanksBefore(a.first, a.second, b.first, b.second);
+}
 
 // Steps 1-2 of sampling_math.h: penalties from the row's token history.
 void ApplyPenalties(const StepBatch& b, int32_t s, const float* raw, RowScratch& sc) {
@@ -41,10 +48,11 @@ void ApplyPenalties(const StepBatch& b, int32_t s, const float* raw, RowScratch&
   }
 }
 
-// Step 5: marks the tokens that survive top_k, top_p and min_p in sc.kept. `max_logit` is the
-// largest processed logit.
-void ApplyMasks(const StepBatch& b, int32_t s, int32_t vocab, float max_logit, RowScratch& sc) {
+// Step 5: marks the tokens that survive top_k, top_p and min_p in sc.kept, from the processed
+// logits and their weights exp(logit - max logit).
+void ApplyMasks(const StepBatch& b, int32_t s, int32_t vocab, RowScratch& sc) {
   const float* l = sc.logits.data();
+  const double* w = sc.weights.data();
   std::fill(sc.kept.begin(), sc.kept.end(), 1);
   const int32_t k = b.top_k[s];
   if (k > 0 && k < vocab) {
@@ -59,26 +67,38 @@ void ApplyMasks(const StepBatch& b, int32_t s, int32_t vocab, float max_logit, R
     double mass = 0;
     for (int32_t i = 0; i < vocab; ++i) {
       if (sc.kept[i]) {
-        sc.order.push_back(i);
-        mass += std::exp(double(l[i]) - max_logit);
+        sc.order.emplace_back(l[i], i);
+        mass += w[i];
       }
     }
-    std::sort(sc.order.begin(), sc.order.end(),
-              [&](int32_t a, int32_t c) { return RanksBefore(l[a], a, l[c], c); });
     // Keep a token while the mass ranked above it is < top_p (vLLM: drop where the ascending
-    // cumulative sum <= 1 - top_p); the most probable token is always kept.
-    double above = 0;
-    for (size_t j = 0; j < sc.order.size(); ++j) {
-      const int32_t id = sc.order[j];
-      if (j > 0 && above >= top_p) sc.kept[id] = 0;
-      above += std::exp(double(l[id]) - max_logit) / mass;
+    // cumulative sum <= 1 - top_p); the most probable token is always kept. The kept set is
+    // usually small, so sort a growing prefix instead of the whole vocabulary.
+    const size_t n = sc.order.size();
+    size_t sorted = std::min<size_t>(n, 64), num_kept = n;
+    for (;;) {
+      // Bring the best `sorted` candidates to the front (O(n)), then sort only those.
+      if (sorted < n) std::nth_element(sc.order.begin(), sc.order.begin() + sorted, sc.order.end(), CandidateRanksBefore);
+      std::sort(sc.order.begin(), sc.order.begin() + sorted, CandidateRanksBefore);
+      double above = 0;
+      size_t j = 0;
+      for (; j < sorted; ++j) {
+        if (j > 0 && above >= top_p) break;
+        above += w[sc.order[j].second] / mass;
+      }
+      if (j < sorted || above >= top_p || sorted == n) {
+        num_kept = j;
+        break;
+      }
+      sorted = std::min(n, sorted * 8);
     }
+    for (size_t j = num_kept; j < n; ++j) sc.kept[sc.order[j].second] = 0;
   }
   const float min_p = b.min_p[s];
   if (min_p > 0.f) {
     // p_i < min_p * p_max  <=>  exp(l_i - l_max) < min_p; masking before only renormalizes.
     for (int32_t i = 0; i < vocab; ++i) {
-      if (sc.kept[i] && std::exp(double(l[i]) - max_logit) < double(min_p)) sc.kept[i] = 0;
+      if (sc.kept[i] && w[i] < double(min_p)) sc.kept[i] = 0;
     }
   }
 }
@@ -99,14 +119,15 @@ void SampleRow(const StepBatch& b, int32_t s, const float* raw, int32_t vocab, c
     if (RanksBefore(l[i], i, l[argmax], argmax)) argmax = i;
   }
   const float max_logit = l[argmax];
+  sc.weights.resize(vocab);
   double sum = 0;
-  for (int32_t i = 0; i < vocab; ++i) sum += std::exp(double(l[i]) - max_logit);
+  for (int32_t i = 0; i < vocab; ++i) sum += (sc.weights[i] = std::exp(double(l[i]) - max_logit));
   const double log_sum = double(max_logit) + std::log(sum);  // logsumexp of the processed logits
 
   int32_t chosen = argmax;
   if (!greedy) {
     const bool masked = (b.top_k[s] > 0 && b.top_k[s] < vocab) || b.top_p[s] < 1.f || b.min_p[s] > 0.f;
-    if (masked) ApplyMasks(b, s, vocab, max_logit, sc);
+    if (masked) ApplyMasks(b, s, vocab, sc);
     const uint64_t key = RngKey(b.rng_key_lo[s], b.rng_key_hi[s]);
     float best = -INFINITY;
     chosen = -1;
