@@ -217,6 +217,16 @@ describe('Executor steps', () => {
     executor.close();
   });
 
+  it('close() during a step lets that step finish', async () => {
+    const executor = new native.Executor(dummyOptions());
+    const expected = await logitsOf(executor);
+    const { views, shape } = buildBatch(GOOD_SEQS, BLOCK_SIZE, 0, 2);
+    const pending = executor.step(views.buffer);
+    executor.close();
+    expect(readResult(await pending, shape, MODEL.vocabSize).logits).toEqual(expected);
+    expect(() => executor.step(views.buffer)).toThrow(/closed/);
+  });
+
   it('close() frees the executor; later calls throw', async () => {
     const executor = new native.Executor(dummyOptions());
     executor.close();
