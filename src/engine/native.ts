@@ -54,7 +54,10 @@ export interface NativeExecutorOptions {
   model: NativeModelConfig;
   weights: NativeWeights;
   blockSize: number;
-  /** KV cache blocks; 0 on CUDA = size from gpuMemoryUtilization after a profiling step. */
+  /**
+   * KV cache blocks; 0 on CUDA = size from gpuMemoryUtilization after a profiling step; 0 on the
+   * CPU = at most 4 GiB of cache, and no more than maxNumSeqs full-length sequences need.
+   */
   numBlocks: number;
   gpuMemoryUtilization: number;
   /** Largest batch the engine will send (sizes scratch buffers and CUDA graphs). */
