@@ -11,7 +11,8 @@ import { createEngineParts, type CreateEngineOptions } from './engine-factory.ts
 import { DetokDispatcher, type DetokSink } from './detok-dispatcher.ts';
 import { postprocessStep } from './postprocess.ts';
 import { checkRequest } from './request-checks.ts';
-import { collectOutput, RequestStream } from './request-stream.ts';
+import { generateOutputs } from './generate.ts';
+import { RequestStream } from './request-stream.ts';
 import { RngStream } from './rng.ts';
 import { BlockManager } from './block-manager.ts';
 import { Scheduler } from './scheduler.ts';
@@ -19,7 +20,6 @@ import { Sequence } from './sequence.ts';
 import { StepBatchPacker } from './step-batch.ts';
 import { StepTimingRing } from './step-timings.ts';
 import {
-  DEFAULT_SAMPLING_PARAMS,
   EngineInputError,
   type EngineClient,
   type EngineStats,
@@ -60,6 +60,7 @@ export class Engine implements EngineClient {
   private readonly seqIdOfRequest = new Map<string, number>();
   private readonly streams = new Map<number, RequestStream>();
   private nextSeqId = 0;
+  private numGenerateCalls = 0;
   private stepCount = 0;
   private isAlive = true;
   private isAccepting = true;
@@ -121,16 +122,8 @@ export class Engine implements EngineClient {
    * Offline batch: runs every prompt (with its own params, or one set for all) to the end.
    * Outputs are in prompt order.
    */
-  async generate(prompts: PromptInput[], params: Partial<SamplingParams> | Partial<SamplingParams>[] = {}): Promise<RequestOutput[]> {
-    const paramsOf = (i: number): SamplingParams => ({ ...DEFAULT_SAMPLING_PARAMS, ...(Array.isArray(params) ? params[i] : params) });
-    const batchId = this.nextSeqId;
-    const added = await Promise.allSettled(prompts.map((prompt, i) => this.addRequest(`generate-${batchId}-${i}`, prompt, paramsOf(i))));
-    const failure = added.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failure) {
-      added.forEach((r, i) => r.status === 'fulfilled' && this.abort(`generate-${batchId}-${i}`));
-      throw failure.reason;
-    }
-    return Promise.all(added.map((r, i) => collectOutput(`generate-${batchId}-${i}`, (r as PromiseFulfilledResult<AsyncIterable<RequestDelta>>).value)));
+  generate(prompts: PromptInput[], params: Partial<SamplingParams> | Partial<SamplingParams>[] = {}): Promise<RequestOutput[]> {
+    return generateOutputs(this, `generate-${this.numGenerateCalls++}`, prompts, params);
   }
 
   async tokenize(text: string, addSpecialTokens: boolean): Promise<number[]> {
@@ -200,20 +193,20 @@ export class Engine implements EngineClient {
   }
 
   private async runLoop(): Promise<void> {
-    while (!this.isStopped) {
-      this.scheduler.removeFinished();
-      if (!this.scheduler.hasWork) {
-        await new Promise<void>((resolve) => {
-          this.wake = resolve;
-        });
-        continue;
-      }
-      try {
+    try {
+      while (!this.isStopped) {
+        this.scheduler.removeFinished();
+        if (!this.scheduler.hasWork) {
+          await new Promise<void>((resolve) => {
+            this.wake = resolve;
+          });
+          continue;
+        }
         await this.runStep();
-      } catch (err) {
-        this.die(err instanceof Error ? err : new Error(String(err)));
-        return;
       }
+    } catch (err) {
+      // Any error here (executor, bookkeeping) ends the loop, never the process.
+      this.die(err instanceof Error ? err : new Error(String(err)));
     }
   }
 
@@ -261,7 +254,12 @@ export class Engine implements EngineClient {
       kvUsage: this.blockManager.usage,
     };
     this.timings.push(timing);
-    this.config.onStep?.(timing);
+    try {
+      this.config.onStep?.(timing);
+    } catch (err) {
+      // A benchmark's callback must not take the engine down.
+      process.emitWarning(`onStep callback failed: ${err instanceof Error ? err.message : String(err)}`);
+    }
   }
 
   /** Sends seq's next delta: its output tokens up to numCoveredTokens (absolute) and `text`. */
@@ -305,6 +303,11 @@ export class Engine implements EngineClient {
     this.deathError = error;
     const failure = new Error(`engine step failed: ${error.message}`, { cause: error });
     for (const seq of [...this.seqs.values()]) this.failSequence(seq, failure);
+    try {
+      this.scheduler.removeFinished();
+    } catch {
+      // The bookkeeping itself may be what failed; the engine is dead either way.
+    }
   }
 }
 

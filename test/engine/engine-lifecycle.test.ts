@@ -82,6 +82,19 @@ describe('engine loop (fake executor)', () => {
     }
   });
 
+  it('concurrent generate() calls with text prompts do not collide', async () => {
+    const t = await makeEngine('fake');
+    try {
+      const [a, b] = await Promise.all([t.engine.generate(['one', 'two'], params()), t.engine.generate(['three'], params())]);
+      expect(a.map((o) => o.finishReason)).toEqual(['length', 'length']);
+      expect(b[0].promptTokenIds).toEqual(await t.engine.tokenize('three', true));
+      await expect(t.engine.generate(['ok', { promptTokenIds: [] }], params())).rejects.toThrow(/empty/);
+      expect(t.engine.numLiveRequests).toBe(0);
+    } finally {
+      await t.engine.shutdown(1000);
+    }
+  });
+
   it('sleeps while idle and wakes on a new request', async () => {
     const t = await makeEngine('fake');
     try {

@@ -1,0 +1,29 @@
+/**
+ * The offline batch API over any EngineClient: queue every prompt, fold each stream into a
+ * RequestOutput, return them in prompt order. If one prompt is refused, the others already
+ * queued are aborted and the refusal is thrown.
+ */
+import { collectOutput } from './request-stream.ts';
+import { DEFAULT_SAMPLING_PARAMS, type EngineClient, type PromptInput, type RequestDelta, type RequestOutput, type SamplingParams } from './types.ts';
+
+export async function generateOutputs(
+  client: Pick<EngineClient, 'addRequest' | 'abort'>,
+  /** Unique per call: request ids are `${idPrefix}-${index}`. */
+  idPrefix: string,
+  prompts: readonly PromptInput[],
+  params: Partial<SamplingParams> | readonly Partial<SamplingParams>[],
+): Promise<RequestOutput[]> {
+  const paramsOf = (i: number): SamplingParams => ({ ...DEFAULT_SAMPLING_PARAMS, ...(isParamsList(params) ? params[i] : params) });
+  const ids = prompts.map((_, i) => `${idPrefix}-${i}`);
+  const added = await Promise.allSettled(prompts.map((prompt, i) => client.addRequest(ids[i], prompt, paramsOf(i))));
+  const failure = added.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failure) {
+    added.forEach((r, i) => r.status === 'fulfilled' && client.abort(ids[i]));
+    throw failure.reason;
+  }
+  return Promise.all(added.map((r, i) => collectOutput(ids[i], (r as PromiseFulfilledResult<AsyncIterable<RequestDelta>>).value)));
+}
+
+function isParamsList(params: Partial<SamplingParams> | readonly Partial<SamplingParams>[]): params is readonly Partial<SamplingParams>[] {
+  return Array.isArray(params);
+}
