@@ -2,12 +2,13 @@
  * Runs the selected requests through Spindle's library API (Engine.create → generate), with
  * EOS ignored and maxTokens = each request's output length, collecting every step's timing
  * through the engine's onStep hook. A few short requests run first, untimed, so that lazy
- * start-up work (cuBLAS handles, graph capture, worker warm-up) stays out of the figures.
+ * start-up work (cuBLAS handles, graph capture, worker warm-up) stays out of the figures;
+ * their prompts are random ids, so the prefix cache holds nothing of the timed requests.
  */
 import { SingleBar } from 'cli-progress';
 import { Engine, type EngineOptionsForBench } from './engine-options.ts';
 import type { StepTiming, SamplingParams } from '../../src/engine/types.ts';
-import type { BenchRequest } from './dataset.ts';
+import { randomRequests, type BenchRequest } from './dataset.ts';
 
 export interface EngineRunResult {
   /** From the first request queued to the last output returned, ms. */
@@ -27,6 +28,8 @@ export interface EngineRunResult {
   /** Seconds Engine.create took (weights, KV cache, workers). */
   createS: number;
 }
+
+const WARMUP_PROMPT_LEN = 64;
 
 function samplingFor(r: BenchRequest): Partial<SamplingParams> {
   // Greedy like vLLM's benchmark is not required; ignoreEos + maxTokens fix the work exactly.
@@ -61,7 +64,7 @@ export async function runOnEngine(engineOptions: EngineOptionsForBench, requests
   const createS = (performance.now() - createStartMs) / 1000;
   try {
     if (numWarmupPrompts > 0) {
-      const warmup = requests.slice(0, numWarmupPrompts);
+      const warmup = randomRequests(numWarmupPrompts, WARMUP_PROMPT_LEN, 4, engineOptions.model.config.vocabSize, 0x5eed);
       await engine.generate(
         warmup.map((r) => ({ promptTokenIds: r.promptTokenIds })),
         warmup.map(() => ({ maxTokens: 4, ignoreEos: true })),

@@ -103,7 +103,8 @@ export function formatResult(r: ThroughputResult): string {
   lines.push(formatTable(['step phase', 'mean ms', 'p50 ms', 'p99 ms', 'of wall'], phaseRows));
   lines.push(
     `detok lag: mean ${r.steps.detokLagSteps.mean.toFixed(2)} steps, max ${r.steps.detokLagSteps.max}; mean batch ${f1(r.steps.meanNumSeqs)} seqs / ` +
-      `${f1(r.steps.meanNumTokens)} tokens; preemptions ${r.results.numPreemptions}; outside steps ${f1(r.steps.outsideStepsMs)} ms`,
+      `${f1(r.steps.meanNumTokens)} tokens; prompt tokens computed ${r.steps.numPrefillTokens} of ${r.workload.numPromptTokens} (prefix cache); ` +
+      `preemptions ${r.results.numPreemptions}; outside steps ${f1(r.steps.outsideStepsMs)} ms`,
   );
   if (r.floor) {
     const w = r.floor.workload;
