@@ -10,7 +10,7 @@
  *
  *   npx tsx bench/detokenize.ts [--tokenizers llama3,llama2,qwen3] [--sources sharegpt,random]
  *     [--batch-sizes 64,...,2048] [--modes sequential,batched,pool] [--workers 1,2,4,...]
- *     [--steps 30] [--warmup-steps 5] [--stop-fraction 0.25] [--min-items-per-shard 64]
+ *     [--steps 30] [--warmup-steps 5] [--stop-fraction 0.25] [--min-items-per-shard 256]
  *     [--dataset path] [--out bench/results/detokenize-cpuN.json | --no-write] [--max-seconds 180]
  */
 import { existsSync } from 'node:fs';
@@ -80,7 +80,7 @@ export function defaultDetokenizeBenchOptions(): DetokenizeBenchOptions {
     numSteps: 30,
     numWarmupSteps: 5,
     stopFraction: 0.25,
-    minItemsPerShard: 64,
+    minItemsPerShard: 256,
     datasetPath: path.resolve(repoRoot, '../shared/data/sharegpt.jsonl'),
     outPath: path.join(repoRoot, 'bench', 'results', `detokenize-cpu${availableParallelism()}.json`),
     maxSeconds: 180,

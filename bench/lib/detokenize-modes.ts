@@ -120,6 +120,7 @@ async function measureOne(
     simulator.applyResults(results);
     const endMs = performance.now();
     const loop = performance.eventLoopUtilization(loopBefore);
+    simulator.recordDigest(results);
     if (step < options.numWarmupSteps) continue;
     mainMs.push(loop.active);
     latencyMs.push(endMs - startMs);

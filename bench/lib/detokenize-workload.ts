@@ -159,13 +159,19 @@ export class SlotSimulator {
       const slot = this.slots[i];
       if (result.seqId !== slot.seqId) throw new Error(`result ${i} is for seq ${result.seqId}, expected ${slot.seqId}`);
       slot.state = result.state;
-      this.hash.update(`${result.seqId}\u0000${result.text}\u0000${result.stop?.stopString ?? ''}\u0001`);
       if (result.stop) this.numStopsMatched += 1;
       if (result.stop || slot.numFed === slot.output.length) {
         slot.isDone = true;
         this.numFinished += 1;
       }
     }
+  }
+
+  /** Adds a step's texts and stops to the digest (outside the timed part: the engine has no such work). */
+  recordDigest(results: readonly DetokResult[]): void {
+    let record = '';
+    for (const result of results) record += `${result.seqId}\u0000${result.text}\u0000${result.stop?.stopString ?? ''}\u0001`;
+    this.hash.update(record);
   }
 
   /** Digest of every text and stop produced so far: equal digests = identical outputs. */
