@@ -326,8 +326,9 @@ Executor::Executor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Executor>(
 Napi::Value Executor::Step(const Napi::CallbackInfo& info) {
   const Napi::Env env = info.Env();
   if (!backend_) throw Napi::Error::New(env, "executor is closed");
-  Napi::Promise::Deferred rejected = Napi::Promise::Deferred::New(env);
+  // Problems with the call itself reject, like problems found in the batch on the worker.
   auto reject = [&](const std::string& message) {
+    Napi::Promise::Deferred rejected = Napi::Promise::Deferred::New(env);
     rejected.Reject(Napi::Error::New(env, message).Value());
     return rejected.Promise();
   };
