@@ -95,10 +95,6 @@ export class GenerationJob {
     return new GenerationJob(engine, metrics, choices, numPromptTokens, arrivalMs);
   }
 
-  get numChoices(): number {
-    return this.#choices.length;
-  }
-
   /** Prompt tokens counted once per prompt (not per sample), completion tokens over all choices. */
   get usage(): { promptTokens: number; completionTokens: number } {
     const completionTokens = this.#choices.reduce((sum, choice) => sum + choice.numTokens, 0);
@@ -110,6 +106,9 @@ export class GenerationJob {
    * finishReason. Leaving the loop early (return/throw) aborts what is unfinished.
    */
   async *events(): AsyncGenerator<ChoiceEvent> {
+    // Every pending pull is raced (so has a handler) before the loop can await anything else:
+    // when the engine fails all streams at once, the first rejection ends the loop and the rest
+    // are handled by the race they were in.
     type Pulled = { choice: ChoiceState; result: IteratorResult<RequestDelta> };
     const pending = new Map<ChoiceState, Promise<Pulled>>();
     const pull = (choice: ChoiceState): void => {

@@ -53,6 +53,7 @@ export class FakeEngine implements EngineClient {
   readonly #numBlocks: number;
   #numUsedBlocks = 0;
   #isShutDown = false;
+  #failure: Error | null = null;
 
   constructor(options: FakeEngineOptions = {}) {
     this.maxModelLen = options.maxModelLen ?? 128;
@@ -84,6 +85,12 @@ export class FakeEngine implements EngineClient {
     this.abortedRequestIds.add(requestId);
     // As the real engine: blocks come back at the next step boundary, read or not.
     setTimeout(() => this.#free(request), this.#tokenIntervalMs);
+  }
+
+  /** As the real engine when a step fails: every live stream rejects, the engine is dead. */
+  failAll(error: Error): void {
+    this.#failure = error;
+    this.isAlive = false;
   }
 
   async tokenize(text: string, addSpecialTokens: boolean): Promise<number[]> {
@@ -138,6 +145,7 @@ export class FakeEngine implements EngineClient {
     try {
       for (let i = 0; ; i++) {
         await sleep(this.#tokenIntervalMs);
+        if (this.#failure) throw this.#failure;
         const base = { requestId: request.requestId, ...(isFirst ? { promptTokenIds } : {}) };
         isFirst = false;
         if (request.isAborted) {
