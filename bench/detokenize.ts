@@ -233,6 +233,7 @@ function printSummary(report: DetokenizeBenchReport, log: (line: string) => void
     m.source,
     m.mode,
     m.batchSize,
+    m.mainMs.min,
     m.mainMs.p50,
     m.latencyMs.p50,
     m.latencyMs.p90,
@@ -240,7 +241,7 @@ function printSummary(report: DetokenizeBenchReport, log: (line: string) => void
     m.workerBalance ?? '-',
   ]);
   log('');
-  log(formatTable(['tokenizer', 'source', 'mode', 'batch', 'main ms p50', 'lat ms p50', 'lat ms p90', 'tok/s', 'busy max/mean'], rows));
+  log(formatTable(['tokenizer', 'source', 'mode', 'batch', 'main ms min', 'main ms p50', 'lat ms p50', 'lat ms p90', 'tok/s', 'busy max/mean'], rows));
   log('');
   log('Largest measured batch sustained at 50 steps/s (main thread and latency p50 <= 20 ms):');
   log(formatTable(['tokenizer', 'source', 'mode', 'max batch'], report.sustainedAt50StepsPerS.map((s) => [s.tokenizer, s.source, s.mode, s.maxBatchSize ?? 'none'])));

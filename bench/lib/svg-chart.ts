@@ -44,6 +44,7 @@ function escapeXml(text: string): string {
 
 function tickLabel(value: number): string {
   if (value >= 1000 && value % 1000 === 0) return `${value / 1000}k`;
+  if (Number.isInteger(value)) return String(value);
   if (value >= 1) return String(Number(value.toPrecision(3)));
   return String(Number(value.toPrecision(2)));
 }
