@@ -244,7 +244,7 @@ class StepWorker : public Napi::AsyncWorker {
         owner_(owner),
         owner_ref_(Napi::Persistent(owner_object)),
         backend_(owner->backend_),
-        config_(owner->config_),
+        config_(owner->config_),  // shared: not copied per step
         num_blocks_(owner->num_blocks_),
         batch_words_(std::move(batch_words)),
         batch_bytes_(batch_bytes) {}
@@ -255,8 +255,8 @@ class StepWorker : public Napi::AsyncWorker {
   void Execute() override {
     try {
       const StepBatch batch = ParseStepBatch(batch_words_.data(), batch_bytes_);
-      ValidateStepBatch(batch, config_, num_blocks_);
-      const size_t bytes = StepResultByteLength(batch, config_.model.vocab_size);
+      ValidateStepBatch(batch, *config_, num_blocks_);
+      const size_t bytes = StepResultByteLength(batch, config_->model.vocab_size);
       result_.assign((bytes + 3) / 4, 0.f);
       result_bytes_ = bytes;
       backend_->Step(batch, result_.data());
@@ -284,7 +284,7 @@ class StepWorker : public Napi::AsyncWorker {
   Executor* owner_;
   Napi::ObjectReference owner_ref_;  // keeps the Executor alive while its step runs
   std::shared_ptr<Backend> backend_;
-  ExecutorConfig config_;
+  std::shared_ptr<const ExecutorConfig> config_;
   int32_t num_blocks_;
   std::vector<int32_t> batch_words_;  // the copied batch, int32-aligned
   size_t batch_bytes_;
@@ -303,13 +303,13 @@ Napi::Function Executor::Define(Napi::Env env) {
 Executor::Executor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Executor>(info) {
   const Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "options must be an object");
-  config_ = ReadExecutorOptions(info[0].As<Napi::Object>());
+  config_ = std::make_shared<const ExecutorConfig>(ReadExecutorOptions(info[0].As<Napi::Object>()));
   try {
-    if (config_.device == "cpu") {
-      backend_ = CreateCpuBackend(config_);
+    if (config_->device == "cpu") {
+      backend_ = CreateCpuBackend(*config_);
     } else {
 #ifdef SPINDLE_WITH_CUDA
-      backend_ = CreateCudaBackend(config_);
+      backend_ = CreateCudaBackend(*config_);
 #else
       throw std::runtime_error("options.device is 'cuda' but the addon was built without CUDA (no nvcc at build time)");
 #endif
@@ -353,7 +353,7 @@ Napi::Value Executor::Close(const Napi::CallbackInfo& info) {
 
 Napi::Value Executor::GetNumBlocks(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), num_blocks_); }
 
-Napi::Value Executor::GetDevice(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), config_.device); }
+Napi::Value Executor::GetDevice(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), config_->device); }
 
 Napi::Value Executor::GetDeviceName(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), device_name_);

@@ -32,7 +32,7 @@ class Executor : public Napi::ObjectWrap<Executor> {
   Napi::Value GetDevice(const Napi::CallbackInfo& info);
   Napi::Value GetDeviceName(const Napi::CallbackInfo& info);
 
-  ExecutorConfig config_;
+  std::shared_ptr<const ExecutorConfig> config_;  // shared with each step's worker
   // Shared with the in-flight step, so close() during a step frees it after the step ends.
   std::shared_ptr<Backend> backend_;
   bool is_step_running_ = false;
