@@ -4,18 +4,21 @@
  * preemptions and prefix-cache hits; bfloat16 with the cache sized from
  * gpuMemoryUtilization serves a batch to the end and gives every block back.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
 import { Engine } from '../../src/engine/engine.ts';
 import { loadNative } from '../../src/engine/native.ts';
 import { collectOutput } from '../../src/engine/request-stream.ts';
 import { DEFAULT_SAMPLING_PARAMS, type RequestOutput, type SamplingParams } from '../../src/engine/types.ts';
-import { writeRandomModel } from '../../src/tools/write-random-model.ts';
 import { makePrompts, nativeUnavailableReason } from './engine-harness.ts';
 
+// The real tiny TinyStories Llama (../shared/models/stories260K-hf): it needs no tokenizer package.
+const modelDir = path.resolve(fileURLToPath(new URL('../..', import.meta.url)), '../shared/models/stories260K-hf');
+
 function cudaUnavailableReason(): string {
+  if (!existsSync(modelDir)) return `the shared model ${modelDir} is absent`;
   const reason = nativeUnavailableReason();
   if (reason) return reason;
   const native = loadNative();
@@ -36,16 +39,13 @@ async function runAll(engine: Engine, prompts: number[][], tag: string, together
 }
 
 describe.skipIf(reason !== '')('engine on CUDA', () => {
-  let dir = '';
-  beforeAll(() => {
-    dir = mkdtempSync(path.join(tmpdir(), 'spindle-engine-cuda-'));
-    writeRandomModel(dir, { arch: 'mistral', numLayers: 4, hiddenSize: 256, intermediateSize: 512, numHeads: 8, numKvHeads: 2, maxPositionEmbeddings: 1024, seed: 5 });
-  });
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = modelDir;
 
   it('float32: 200 concurrent greedy requests equal each alone, with preemptions and prefix hits', async () => {
-    const prompts = makePrompts(200, 3, 60, 17);
-    const shared = makePrompts(1, 40, 40, 18)[0];
+    // Token ids of the 512-token vocabulary (makePrompts draws from 100..20100).
+    const inVocab = (ids: number[]) => ids.map((id) => 3 + (id % 500));
+    const prompts = makePrompts(200, 3, 60, 17).map(inVocab);
+    const shared = inVocab(makePrompts(1, 40, 40, 18)[0]);
     const all = [...prompts, ...prompts.slice(0, 20).map((p) => [...shared, ...p])];
     const reference = await Engine.create({ model: dir, device: 'cuda', dtype: 'float32', numBlocks: 2048, enablePrefixCaching: false, detokenizerWorkers: 1 });
     let alone: RequestOutput[];
@@ -67,12 +67,12 @@ describe.skipIf(reason !== '')('engine on CUDA', () => {
   });
 
   it('bfloat16, cache sized from gpuMemoryUtilization: a sampled batch runs to the end and gives every block back', async () => {
-    const engine = await Engine.create({ model: dir, device: 'cuda', gpuMemoryUtilization: 0.3, maxModelLen: 1024, detokenizerWorkers: 1 });
+    const engine = await Engine.create({ model: dir, device: 'cuda', gpuMemoryUtilization: 0.3, maxModelLen: 512, detokenizerWorkers: 1 });
     try {
       expect(engine.config.dtype).toBe('bfloat16');
       const numBlocks = engine.stats().numBlocks;
-      expect(numBlocks).toBeGreaterThanOrEqual(1024 / 16);
-      const prompts = makePrompts(64, 5, 100, 19);
+      expect(numBlocks).toBeGreaterThanOrEqual(512 / 16);
+      const prompts = makePrompts(64, 5, 100, 19).map((ids) => ids.map((id) => 3 + (id % 500)));
       const outputs = await engine.generate(prompts.map((p) => ({ promptTokenIds: p })), { temperature: 0.8, topP: 0.9, maxTokens: 32, ignoreEos: true, seed: 7 });
       expect(outputs.every((o) => o.tokenIds.length === 32 && o.finishReason === 'length')).toBe(true);
       const timings = engine.stepTimings();
