@@ -22,10 +22,9 @@ import { parseArgs } from 'node:util';
 import { loadTokenizer } from '../src/workers/tokenizer-loader.ts';
 import { buildStreams, readShareGpt, type ShareGptRecord, type TokenSource } from './lib/detokenize-workload.ts';
 import { measureMode, type ModeMeasurement, type ModeName } from './lib/detokenize-modes.ts';
-import { renderDetokenizeChart, sustainedBatchSizes } from './lib/detokenize-report.ts';
+import { renderDetokenizeChart, summaryTable, sustainedBatchSizes } from './lib/detokenize-report.ts';
 import { machineInfo, type MachineInfo } from './lib/machine.ts';
 import { writeJsonFile, writeTextFile } from './lib/results-file.ts';
-import { formatTable } from './lib/table.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const TOKENIZER_NAMES = ['llama3', 'llama2', 'qwen3'] as const;
@@ -228,23 +227,9 @@ function compareTexts(measurements: readonly ModeMeasurement[]): DetokenizeBench
 }
 
 function printSummary(report: DetokenizeBenchReport, log: (line: string) => void): void {
-  const rows = report.measurements.map((m) => [
-    m.tokenizer,
-    m.source,
-    m.mode,
-    m.batchSize,
-    m.mainMs.min,
-    m.mainMs.p50,
-    m.latencyMs.p50,
-    m.latencyMs.p90,
-    Math.round(m.tokensPerS),
-    m.workerBalance ?? '-',
-  ]);
   log('');
-  log(formatTable(['tokenizer', 'source', 'mode', 'batch', 'main ms min', 'main ms p50', 'lat ms p50', 'lat ms p90', 'tok/s', 'busy max/mean'], rows));
-  log('');
-  log('Largest measured batch sustained at 50 steps/s (main thread and latency p50 <= 20 ms):');
-  log(formatTable(['tokenizer', 'source', 'mode', 'max batch'], report.sustainedAt50StepsPerS.map((s) => [s.tokenizer, s.source, s.mode, s.maxBatchSize ?? 'none'])));
+  log('main-thread ms/step p50 / latency ms p50, by batch size (all percentiles in the JSON):');
+  log(summaryTable(report.measurements, report.sustainedAt50StepsPerS));
   log(`identical text across modes: ${report.identicalText.isIdentical ? 'yes' : `NO: ${report.identicalText.mismatches.join('; ')}`}`);
   for (const line of report.skipped) log(`skipped: ${line}`);
   log(

@@ -2,6 +2,7 @@
 import type { ModeMeasurement } from './detokenize-modes.ts';
 import type { MachineInfo } from './machine.ts';
 import { lineChartSvg, type ChartPanel, type ChartSeries } from './svg-chart.ts';
+import { formatCell, formatTable, type Cell } from './table.ts';
 
 export interface SustainedBatch {
   tokenizer: string;
@@ -75,4 +76,19 @@ export function renderDetokenizeChart(measurements: readonly ModeMeasurement[], 
     title: 'Detokenization: main-thread time per step vs batch size',
     subtitle: `${machine.numCores} cores, ${machine.cpuModel}, Node ${machine.nodeVersion}, commit ${machine.gitCommit.slice(0, 12)}`,
   });
+}
+
+/** One row per tokenizer/source/mode, one column per batch size ("main / latency" p50 ms). */
+export function summaryTable(measurements: readonly ModeMeasurement[], sustained: readonly SustainedBatch[]): string {
+  const batchSizes = [...new Set(measurements.map((m) => m.batchSize))].sort((a, b) => a - b);
+  const rows = new Map<string, Cell[]>();
+  for (const m of measurements) {
+    const key = `${m.tokenizer}\u0000${m.source}\u0000${m.mode}`;
+    const row = rows.get(key) ?? [m.tokenizer, m.source, m.mode, ...batchSizes.map(() => '-'), '-'];
+    row[3 + batchSizes.indexOf(m.batchSize)] = `${formatCell(m.mainMs.p50)} / ${formatCell(m.latencyMs.p50)}`;
+    const fit = sustained.find((s) => s.tokenizer === m.tokenizer && s.source === m.source && s.mode === m.mode);
+    row[3 + batchSizes.length] = fit?.maxBatchSize == null ? 'none' : `${fit.maxBatchSize}${fit.isLargestMeasured ? '+' : ''}`;
+    rows.set(key, row);
+  }
+  return formatTable(['tokenizer', 'source', 'mode', ...batchSizes.map(String), 'max @50/s'], [...rows.values()]);
 }
