@@ -14,6 +14,7 @@ import { Piscina } from 'piscina';
 
 import { applyDetokReply, packDetokShard, windowLength } from './columns.ts';
 import type {
+  BarrierMessage,
   CrashMode,
   DecodeMessage,
   DecodeParams,
@@ -126,10 +127,12 @@ export class TokenizerPool implements TokenizerPoolApi {
     return this.piscina.threads.map((worker) => worker.threadId);
   }
 
-  /** Resolves once every worker has started and loaded the tokenizer. */
-  async warmup(): Promise<void> {
+  /** Resolves once every worker has started and loaded the tokenizer (see BarrierMessage). */
+  async warmup(timeoutMs = 120_000): Promise<void> {
+    const arrived = new Int32Array(new SharedArrayBuffer(4));
+    const message: BarrierMessage = { kind: 'barrier', arrived, numWorkers: this.numWorkers, timeoutMs };
     const tasks: Promise<unknown>[] = [];
-    for (let i = 0; i < this.numWorkers; i++) tasks.push(this.decode([0]));
+    for (let i = 0; i < this.numWorkers; i++) tasks.push(this.piscina.run(message));
     await Promise.all(tasks);
   }
 

@@ -179,7 +179,20 @@ export interface DecodeMessage {
   spacesBetweenSpecialTokens: boolean;
 }
 
-export type WorkerMessage = DetokStepMessage | TokenizeMessage | DecodeMessage;
+/**
+ * Warm-up barrier: each worker takes one (a blocked worker takes no other task), counts itself in
+ * `arrived` (a SharedArrayBuffer) and waits until numWorkers have: then all of them are running
+ * with the tokenizer loaded.
+ */
+export interface BarrierMessage {
+  kind: 'barrier';
+  /** i32 [1], shared */
+  arrived: Int32Array;
+  numWorkers: number;
+  timeoutMs: number;
+}
+
+export type WorkerMessage = DetokStepMessage | TokenizeMessage | DecodeMessage | BarrierMessage;
 
 /** workerData given to every worker by the pool. */
 export interface WorkerInit {

@@ -40,6 +40,17 @@ export default function runTask(message: WorkerMessage): Moved | string {
       const reply: TokenizeReply = { tokenIds, starts };
       return movable(reply, [tokenIds.buffer, starts.buffer]);
     }
+    case 'barrier': {
+      Atomics.add(message.arrived, 0, 1);
+      Atomics.notify(message.arrived, 0);
+      const deadlineMs = Date.now() + message.timeoutMs;
+      for (let seen = Atomics.load(message.arrived, 0); seen < message.numWorkers; seen = Atomics.load(message.arrived, 0)) {
+        const leftMs = deadlineMs - Date.now();
+        if (leftMs <= 0) throw new Error(`warm-up barrier: ${seen} of ${message.numWorkers} workers arrived`);
+        Atomics.wait(message.arrived, 0, seen, leftMs);
+      }
+      return 'ready';
+    }
     case 'decode': {
       const tokenizer = loadTokenizer(message.tokenizerDir);
       return tokenizer.decodeRange(message.tokenIds, 0, message.tokenIds.length, message);
