@@ -99,7 +99,10 @@ export interface TokenizerPoolOptions {
 /** What the engine and the server use of the pool (implemented by TokenizerPool in pool.ts). */
 export interface TokenizerPoolApi {
   readonly numWorkers: number;
-  /** One columnar message per worker, shards balanced by window tokens, results merged in order. */
+  /**
+   * One columnar message per shard (at most one per worker; see minItemsPerShard), shards balanced
+   * by window tokens, results in the items' order. At most one call in flight is the engine's rule.
+   */
   detokenizeStep(items: readonly DetokItem[]): Promise<DetokResult[]>;
   tokenize(texts: readonly string[], addSpecialTokens: boolean): Promise<number[][]>;
   decode(tokenIds: readonly number[], options?: Partial<DecodeParams>): Promise<string>;
