@@ -16,7 +16,12 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | 
 git rev-parse HEAD 2>/dev/null >> "$OUT/gpu.txt"
 start=$(date +%s)
 pids=()
-if has build; then (npm run build:native > "$OUT/build.log" 2>&1; echo "build rc=$?" >> "$OUT/build.log") & pids+=($!); fi
+# No Node.js headers there: point cmake-js (through npm's nodedir) at node-api-headers' (it
+# only checks that include/node/node.h exists; the addon needs node_api.h alone).
+mkdir -p /tmp/nodedir/include/node && cp node_modules/node-api-headers/include/*.h /tmp/nodedir/include/node/
+touch /tmp/nodedir/include/node/node.h
+export npm_config_nodedir=/tmp/nodedir
+if has build; then (rm -rf native/build; npm run build:native > "$OUT/build.log" 2>&1; echo "build rc=$?" >> "$OUT/build.log") & pids+=($!); fi
 if has bench; then
   (nvcc -std=c++17 -O3 -arch=sm_90 --use_fast_math -lineinfo -I native/src -I native/src/cuda \
      bench/gpu/decode_attention.cu native/src/cuda/paged_decode_attention.cu -o /tmp/decode_attention > "$OUT/bench-build.log" 2>&1

@@ -46,7 +46,9 @@ class CudaBackend final : public Backend {
     weights_ = std::make_unique<GpuWeights<T>>(config, compute_.get());
     const std::vector<float> inv_freq = RopeInverseFrequencies(m_);
     inv_freq_.Grow(inv_freq.size() * sizeof(float));
-    CUDA_CHECK(cudaMemcpy(inv_freq_.get(), inv_freq.data(), inv_freq.size() * sizeof(float), cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpyAsync(inv_freq_.get(), inv_freq.data(), inv_freq.size() * sizeof(float),
+                               cudaMemcpyHostToDevice, compute_.get()));
+    CUDA_CHECK(cudaStreamSynchronize(compute_.get()));
 
     max_tokens_ = std::max(config.max_num_batched_tokens, config.max_num_seqs);
     max_seqs_ = config.max_num_seqs;

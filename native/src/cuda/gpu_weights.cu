@@ -123,7 +123,9 @@ GpuWeights<T>::GpuWeights(const ExecutorConfig& config, cudaStream_t stream) {
         throw std::runtime_error("cuda weights: size mismatch for " + spec.name);
       CUDA_CHECK(cudaStreamSynchronize(stream));  // `raw` may be reused or grown
       raw.Grow(t->bytes);
-      CUDA_CHECK(cudaMemcpy(raw.get(), t->data, t->bytes, cudaMemcpyHostToDevice));
+      // On `stream`, so the conversion below is ordered after it: a plain cudaMemcpy from
+      // pageable memory may return before its DMA lands, and `stream` does not wait for it.
+      CUDA_CHECK(cudaMemcpyAsync(raw.get(), t->data, t->bytes, cudaMemcpyHostToDevice, stream));
       ConvertToDtype<T>(raw.get(), SourceDtypeCode(t->dtype), base + it->second.offset_elems, it->second.numel, stream);
     }
   }
