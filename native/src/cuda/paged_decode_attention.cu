@@ -1,9 +1,12 @@
 // Decode attention over the paged KV cache: one query token per sequence.
 // Grid (kv head, sequence, split). Each block reads its KV head's blocks once and scores them
-// against every query head of the GQA group (queries held in registers, pre-scaled). Each warp
-// walks a strided subset of the split's tokens, kUnroll at a time so several K/V rows are in
-// flight, with an online fp32 softmax; warps merge through shared memory. With more than one
-// split, (max, sum, unnormalised output) partials go to `workspace` and a reduce kernel merges.
+// against every query head of the GQA group (queries staged in shared memory, pre-scaled).
+// Within a warp, kLanes = head_dim / kElems lanes share one token (each lane kElems
+// elements, in 16-byte chunks), so a warp works on 32 / kLanes tokens at once and a score
+// needs only log2(kLanes) shuffles. Every token slot keeps its own online fp32 softmax
+// (max, sum, output); slots, then warps, merge at the end. With more than one split,
+// (max, sum, unnormalised output) partials go to `workspace` and a reduce kernel merges.
+// Version history and timings: NOTES.md.
 #include <cfloat>
 
 #include "cuda_check.h"
@@ -13,39 +16,24 @@
 namespace spindle::cuda {
 
 constexpr int kDecodeWarps = 4;
-constexpr int kUnroll = 4;
-constexpr int kMaxGroup = 8;
 
 template <typename T, int kElems>
-struct RowVec;  // kElems consecutive T loaded as one vector
-template <>
-struct RowVec<__nv_bfloat16, 2> { using V = uint32_t; };
-template <>
-struct RowVec<__nv_bfloat16, 4> { using V = uint2; };
+struct RowVec;  // kElems consecutive T loaded as one vector (at most 16 bytes)
 template <>
 struct RowVec<__nv_bfloat16, 8> { using V = uint4; };
 template <>
-struct RowVec<float, 2> { using V = float2; };
-template <>
 struct RowVec<float, 4> { using V = float4; };
-template <>
-struct RowVec<float, 8> { using V = float4; };  // two loads, see LoadRow
 
 template <typename T, int kElems>
-__device__ __forceinline__ void LoadRow(const T* src, float* dst) {
-  if constexpr (sizeof(T) * kElems <= 16) {
-    using V = typename RowVec<T, kElems>::V;
-    V v = *reinterpret_cast<const V*>(src);
-    const T* e = reinterpret_cast<const T*>(&v);
+__device__ __forceinline__ void LoadChunk(const T* src, float* dst) {
+  using V = typename RowVec<T, kElems>::V;
+  V v = *reinterpret_cast<const V*>(src);
+  const T* e = reinterpret_cast<const T*>(&v);
 #pragma unroll
-    for (int i = 0; i < kElems; ++i) dst[i] = ToFloat(e[i]);
-  } else {
-    LoadRow<T, kElems / 2>(src, dst);
-    LoadRow<T, kElems / 2>(src + kElems / 2, dst + kElems / 2);
-  }
+  for (int i = 0; i < kElems; ++i) dst[i] = ToFloat(e[i]);
 }
 
-template <typename T, int kHeadDim>
+template <typename T, int kHeadDim, int kMaxGroup, int kElems>
 __global__ void __launch_bounds__(kDecodeWarps * 32)
     paged_decode_attention_kernel(const T* q /* [num_seqs, q_stride]: heads at h * hd */,
                                   const T* k_cache /* [num_blocks, bs, nkv, hd] */, const T* v_cache,
@@ -54,25 +42,28 @@ __global__ void __launch_bounds__(kDecodeWarps * 32)
                                   float* part_out /* [num_seqs, nh, num_splits, hd] */,
                                   float* part_max /* [num_seqs, nh, num_splits] */, float* part_sum,
                                   AttentionShape shape, int split_tokens) {
-  constexpr int kElems = kHeadDim / 32;  // per lane, consecutive
+  constexpr int kChunk = 16 / sizeof(T);            // elements per 16-byte load
+  constexpr int kChunks = kElems / kChunk;          // loads per row per lane
+  constexpr int kLanes = kHeadDim / kElems;         // lanes per token
+  constexpr int kSlots = 32 / kLanes;               // tokens per warp step
+  static_assert(kElems % kChunk == 0 && kLanes <= 32, "bad decode attention tiling");
+  __shared__ float sq[kMaxGroup * kHeadDim];        // the group's queries, pre-scaled
+  __shared__ float sh_m[kDecodeWarps][kMaxGroup], sh_l[kDecodeWarps][kMaxGroup];
+  __shared__ float sh_acc[kDecodeWarps][kMaxGroup][kHeadDim];
+
   const int kv_head = blockIdx.x, seq = blockIdx.y, split = blockIdx.z, num_splits = gridDim.z;
   const int group = shape.num_heads / shape.num_kv_heads;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int slot = lane / kLanes, sub = lane % kLanes;
   const int seq_len = seq_lens[seq];
   const int begin = split * split_tokens;
   const int end = min(seq_len, begin + split_tokens);
   const float scale = rsqrtf(static_cast<float>(kHeadDim));
 
-  float qv[kMaxGroup][kElems];
-#pragma unroll
-  for (int g = 0; g < kMaxGroup; ++g) {
-    if (g < group) {
-      LoadRow<T, kElems>(q + static_cast<size_t>(seq) * shape.q_stride + (kv_head * group + g) * kHeadDim +
-                             lane * kElems, qv[g]);
-#pragma unroll
-      for (int e = 0; e < kElems; ++e) qv[g][e] *= scale;
-    }
-  }
+  const T* q_group = q + static_cast<size_t>(seq) * shape.q_stride + kv_head * group * kHeadDim;
+  for (int i = threadIdx.x; i < group * kHeadDim; i += blockDim.x) sq[i] = ToFloat(q_group[i]) * scale;
+  __syncthreads();
+
   float m[kMaxGroup], l[kMaxGroup], acc[kMaxGroup][kElems];
 #pragma unroll
   for (int g = 0; g < kMaxGroup; ++g) {
@@ -84,60 +75,76 @@ __global__ void __launch_bounds__(kDecodeWarps * 32)
   const int32_t* table = block_tables + static_cast<size_t>(seq) * shape.max_blocks_per_seq;
   const size_t token_stride = static_cast<size_t>(shape.num_kv_heads) * kHeadDim;
 
-  for (int base = begin + warp * kUnroll; base < end; base += kDecodeWarps * kUnroll) {
-    float k[kUnroll][kElems], v[kUnroll][kElems];
+  // The loop bound is uniform across the warp (shuffles below); `valid` masks the tail.
+  for (int base = begin + warp * kSlots; base < end; base += kDecodeWarps * kSlots) {
+    const int tok = base + slot;
+    const bool valid = tok < end;
+    float k[kElems], v[kElems];
+    if (valid) {
+      const size_t row = (static_cast<size_t>(table[tok / shape.block_size]) * shape.block_size + tok % shape.block_size) *
+                             token_stride + kv_head * kHeadDim;
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int tok = base + u;
-      if (tok < end) {
-        const size_t slot = static_cast<size_t>(table[tok / shape.block_size]) * shape.block_size + tok % shape.block_size;
-        const size_t off = slot * token_stride + kv_head * kHeadDim + lane * kElems;
-        LoadRow<T, kElems>(k_cache + off, k[u]);
-        LoadRow<T, kElems>(v_cache + off, v[u]);
+      for (int c = 0; c < kChunks; ++c) {
+        const int d0 = (c * kLanes + sub) * kChunk;
+        LoadChunk<T, kChunk>(k_cache + row + d0, k + c * kChunk);
+        LoadChunk<T, kChunk>(v_cache + row + d0, v + c * kChunk);
       }
+    } else {
+#pragma unroll
+      for (int e = 0; e < kElems; ++e) k[e] = v[e] = 0.f;
     }
 #pragma unroll
     for (int g = 0; g < kMaxGroup; ++g) {
       if (g >= group) break;
-      float s[kUnroll];
-      float chunk_max = -FLT_MAX;
+      float dot = 0.f;
 #pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
-        float dot = 0.f;
+      for (int c = 0; c < kChunks; ++c) {
+        const float* qc = sq + g * kHeadDim + (c * kLanes + sub) * kChunk;
 #pragma unroll
-        for (int e = 0; e < kElems; ++e) dot += qv[g][e] * k[u][e];
-        dot = WarpSum(dot);
-        s[u] = base + u < end ? dot : -FLT_MAX;
-        chunk_max = fmaxf(chunk_max, s[u]);
+        for (int j = 0; j < kChunk; ++j) dot += qc[j] * k[c * kChunk + j];
       }
-      const float new_m = fmaxf(m[g], chunk_max);
+#pragma unroll
+      for (int o = kLanes / 2; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
+      const float s = valid ? dot : -FLT_MAX;
+      const float new_m = fmaxf(m[g], s);
       const float alpha = __expf(m[g] - new_m);
-      l[g] *= alpha;
+      const float p = valid ? __expf(s - new_m) : 0.f;
+      l[g] = l[g] * alpha + p;
 #pragma unroll
-      for (int e = 0; e < kElems; ++e) acc[g][e] *= alpha;
-#pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
-        const float p = base + u < end ? __expf(s[u] - new_m) : 0.f;
-        l[g] += p;
-#pragma unroll
-        for (int e = 0; e < kElems; ++e) acc[g][e] += p * v[u][e];
-      }
+      for (int e = 0; e < kElems; ++e) acc[g][e] = acc[g][e] * alpha + p * v[e];
       m[g] = new_m;
     }
   }
 
-  // Merge the warps: each publishes (m, l, acc) per group head; warp 0's lanes combine.
-  __shared__ float sh_m[kDecodeWarps][kMaxGroup], sh_l[kDecodeWarps][kMaxGroup];
-  __shared__ float sh_acc[kDecodeWarps][kMaxGroup][kHeadDim];
+  // Merge the token slots of the warp (lanes with equal `sub`), then the warps.
 #pragma unroll
-  for (int g = 0; g < kMaxGroup; ++g) {
-    if (g >= group) break;
-    if (lane == 0) {
-      sh_m[warp][g] = m[g];
-      sh_l[warp][g] = l[g];
+  for (int off = kLanes; off < 32; off <<= 1) {
+#pragma unroll
+    for (int g = 0; g < kMaxGroup; ++g) {
+      if (g >= group) break;
+      const float m_o = __shfl_xor_sync(0xffffffffu, m[g], off);
+      const float l_o = __shfl_xor_sync(0xffffffffu, l[g], off);
+      const float new_m = fmaxf(m[g], m_o);
+      const float a = __expf(m[g] - new_m), b = __expf(m_o - new_m);
+      l[g] = l[g] * a + l_o * b;
+#pragma unroll
+      for (int e = 0; e < kElems; ++e) acc[g][e] = acc[g][e] * a + __shfl_xor_sync(0xffffffffu, acc[g][e], off) * b;
+      m[g] = new_m;
     }
+  }
+  if (slot == 0) {
 #pragma unroll
-    for (int e = 0; e < kElems; ++e) sh_acc[warp][g][lane * kElems + e] = acc[g][e];
+    for (int g = 0; g < kMaxGroup; ++g) {
+      if (g >= group) break;
+      if (sub == 0) {
+        sh_m[warp][g] = m[g];
+        sh_l[warp][g] = l[g];
+      }
+#pragma unroll
+      for (int c = 0; c < kChunks; ++c)
+#pragma unroll
+        for (int j = 0; j < kChunk; ++j) sh_acc[warp][g][(c * kLanes + sub) * kChunk + j] = acc[g][c * kChunk + j];
+    }
   }
   __syncthreads();
   // Threads split the (group head, dim) outputs.
@@ -187,13 +194,33 @@ __global__ void decode_split_reduce_kernel(const float* part_out /* [num_seqs, n
 }
 
 bool DecodeAttentionSupported(int head_dim, int group_size) {
-  return (head_dim == 64 || head_dim == 128 || head_dim == 256) && group_size >= 1 && group_size <= kMaxGroup;
+  return (head_dim == 64 || head_dim == 128 || head_dim == 256) && group_size >= 1 && group_size <= 8;
 }
 
 size_t DecodeAttentionWorkspaceBytes(int num_seqs, int num_heads, int head_dim, int num_splits) {
   const size_t parts = static_cast<size_t>(num_seqs) * num_heads * num_splits;
   return parts * (head_dim + 2) * sizeof(float);
 }
+
+namespace {
+
+// Groups of up to 4 heads: 16 elements per lane; up to 8: 8 per lane (registers: the
+// accumulator is group x elements floats per lane).
+template <typename T, int kHeadDim>
+void LaunchDecode(dim3 grid, int group, cudaStream_t stream, const T* q, const T* k_cache, const T* v_cache,
+                  const int32_t* block_tables, const int32_t* seq_lens, T* out, float* part_out, float* part_max,
+                  float* part_sum, const AttentionShape& shape, int split_tokens) {
+  const int threads = kDecodeWarps * 32;
+  if (group <= 4) {
+    paged_decode_attention_kernel<T, kHeadDim, 4, 16><<<grid, threads, 0, stream>>>(
+        q, k_cache, v_cache, block_tables, seq_lens, out, part_out, part_max, part_sum, shape, split_tokens);
+  } else {
+    paged_decode_attention_kernel<T, kHeadDim, 8, 8><<<grid, threads, 0, stream>>>(
+        q, k_cache, v_cache, block_tables, seq_lens, out, part_out, part_max, part_sum, shape, split_tokens);
+  }
+}
+
+}  // namespace
 
 template <typename T>
 void PagedDecodeAttention(const T* q, const T* k_cache, const T* v_cache, const int32_t* block_tables,
@@ -207,22 +234,15 @@ void PagedDecodeAttention(const T* q, const T* k_cache, const T* v_cache, const 
   float* part_max = workspace + parts * shape.head_dim;
   float* part_sum = part_max + parts;
   dim3 grid(shape.num_kv_heads, shape.num_seqs, num_splits);
-  const int threads = kDecodeWarps * 32;
-  switch (shape.head_dim) {
-    case 64:
-      paged_decode_attention_kernel<T, 64><<<grid, threads, 0, stream>>>(q, k_cache, v_cache, block_tables, seq_lens,
-                                                                         out, part_out, part_max, part_sum, shape,
-                                                                         split_tokens);
-      break;
-    case 128:
-      paged_decode_attention_kernel<T, 128><<<grid, threads, 0, stream>>>(q, k_cache, v_cache, block_tables, seq_lens,
-                                                                          out, part_out, part_max, part_sum, shape,
-                                                                          split_tokens);
-      break;
-    default:
-      paged_decode_attention_kernel<T, 256><<<grid, threads, 0, stream>>>(q, k_cache, v_cache, block_tables, seq_lens,
-                                                                          out, part_out, part_max, part_sum, shape,
-                                                                          split_tokens);
+  if (shape.head_dim == 64) {
+    LaunchDecode<T, 64>(grid, group, stream, q, k_cache, v_cache, block_tables, seq_lens, out, part_out, part_max,
+                        part_sum, shape, split_tokens);
+  } else if (shape.head_dim == 128) {
+    LaunchDecode<T, 128>(grid, group, stream, q, k_cache, v_cache, block_tables, seq_lens, out, part_out, part_max,
+                         part_sum, shape, split_tokens);
+  } else {
+    LaunchDecode<T, 256>(grid, group, stream, q, k_cache, v_cache, block_tables, seq_lens, out, part_out, part_max,
+                         part_sum, shape, split_tokens);
   }
   CUDA_CHECK_LAUNCH("paged_decode_attention_kernel");
   if (num_splits > 1) {
