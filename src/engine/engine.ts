@@ -59,6 +59,8 @@ export class Engine implements EngineClient {
   private readonly seqs = new Map<number, Sequence>();
   private readonly seqIdOfRequest = new Map<string, number>();
   private readonly streams = new Map<number, RequestStream>();
+  /** Text requests being tokenized → whether abort() was called meanwhile. */
+  private readonly tokenizing = new Map<string, boolean>();
   private nextSeqId = 0;
   private numGenerateCalls = 0;
   private stepCount = 0;
@@ -94,7 +96,20 @@ export class Engine implements EngineClient {
 
   async addRequest(requestId: string, prompt: PromptInput, params: SamplingParams): Promise<AsyncIterable<RequestDelta>> {
     this.checkAccepting(requestId);
-    const promptTokenIds = typeof prompt === 'string' ? await this.tokenize(prompt, true) : prompt.promptTokenIds;
+    let promptTokenIds: number[];
+    let isAbortedEarly = false;
+    if (typeof prompt === 'string') {
+      // abort() during tokenization is remembered here (the client may hang up meanwhile).
+      this.tokenizing.set(requestId, false);
+      try {
+        promptTokenIds = await this.tokenize(prompt, true);
+      } finally {
+        isAbortedEarly = this.tokenizing.get(requestId) === true;
+        this.tokenizing.delete(requestId);
+      }
+    } else {
+      promptTokenIds = prompt.promptTokenIds;
+    }
     this.checkAccepting(requestId);
     checkRequest(promptTokenIds, params, { maxModelLen: this.maxModelLen, vocabSize: this.vocabSize, maxLogprobs: this.config.maxLogprobs });
     const frozenParams = Object.freeze({ ...params, stop: [...params.stop], stopTokenIds: [...params.stopTokenIds] });
@@ -104,11 +119,13 @@ export class Engine implements EngineClient {
     this.seqIdOfRequest.set(requestId, seq.seqId);
     this.streams.set(seq.seqId, stream);
     this.scheduler.add(seq);
+    if (isAbortedEarly) this.abort(requestId);
     this.wakeLoop();
     return stream;
   }
 
   abort(requestId: string): void {
+    if (this.tokenizing.has(requestId)) this.tokenizing.set(requestId, true);
     const seqId = this.seqIdOfRequest.get(requestId);
     const seq = seqId === undefined ? undefined : this.seqs.get(seqId);
     if (!seq || seq.isReported) return;
@@ -183,7 +200,7 @@ export class Engine implements EngineClient {
   private checkAccepting(requestId: string): void {
     if (!this.isAlive) throw new Error(`the engine is dead: ${this.deathError?.message ?? 'unknown error'}`);
     if (!this.isAccepting) throw new Error('the engine is shutting down');
-    if (this.seqIdOfRequest.has(requestId)) throw new EngineInputError(`request id '${requestId}' is already in use`, 'request_id');
+    if (this.seqIdOfRequest.has(requestId) || this.tokenizing.has(requestId)) throw new EngineInputError(`request id '${requestId}' is already in use`, 'request_id');
   }
 
   private wakeLoop(): void {

@@ -95,6 +95,21 @@ describe('engine loop (fake executor)', () => {
     }
   });
 
+  it('an abort while the prompt is still being tokenized ends the request before it runs', async () => {
+    const t = await makeEngine('fake');
+    try {
+      const pending = t.engine.addRequest('hangup', 'a prompt still in the tokenizer', params({ maxTokens: 300 }));
+      t.engine.abort('hangup');
+      const deltas = await collect(await pending);
+      expect(deltas).toHaveLength(1);
+      expect(deltas[0]).toMatchObject({ finishReason: 'abort', tokenIds: [], usage: { completionTokens: 0 } });
+      expect(t.engine.numSteps).toBe(0);
+      expect(t.engine.numLiveRequests).toBe(0);
+    } finally {
+      await t.engine.shutdown(1000);
+    }
+  });
+
   it('sleeps while idle and wakes on a new request', async () => {
     const t = await makeEngine('fake');
     try {
