@@ -12,6 +12,7 @@ import { DetokDispatcher, type DetokSink } from './detok-dispatcher.ts';
 import { postprocessStep } from './postprocess.ts';
 import { checkRequest } from './request-checks.ts';
 import { generateOutputs } from './generate.ts';
+import { LiveRequests } from './live-requests.ts';
 import { RequestStream } from './request-stream.ts';
 import { RngStream } from './rng.ts';
 import { BlockManager } from './block-manager.ts';
@@ -55,12 +56,8 @@ export class Engine implements EngineClient {
   private readonly detok: DetokDispatcher;
   private readonly timings: StepTimingRing;
   private readonly eosTokenIds: ReadonlySet<number>;
-  /** Live requests: not yet reported finished. */
-  private readonly seqs = new Map<number, Sequence>();
-  private readonly seqIdOfRequest = new Map<string, number>();
-  private readonly streams = new Map<number, RequestStream>();
-  /** Text requests being tokenized → whether abort() was called meanwhile. */
-  private readonly tokenizing = new Map<string, boolean>();
+  /** Requests not yet reported finished. */
+  private readonly live = new LiveRequests();
   private nextSeqId = 0;
   private numGenerateCalls = 0;
   private stepCount = 0;
@@ -99,13 +96,12 @@ export class Engine implements EngineClient {
     let promptTokenIds: number[];
     let isAbortedEarly = false;
     if (typeof prompt === 'string') {
-      // abort() during tokenization is remembered here (the client may hang up meanwhile).
-      this.tokenizing.set(requestId, false);
+      // An abort() during tokenization is remembered (the client may hang up meanwhile).
+      this.live.startTokenizing(requestId);
       try {
         promptTokenIds = await this.tokenize(prompt, true);
       } finally {
-        isAbortedEarly = this.tokenizing.get(requestId) === true;
-        this.tokenizing.delete(requestId);
+        isAbortedEarly = this.live.endTokenizing(requestId);
       }
     } else {
       promptTokenIds = prompt.promptTokenIds;
@@ -115,9 +111,7 @@ export class Engine implements EngineClient {
     const frozenParams = Object.freeze({ ...params, stop: [...params.stop], stopTokenIds: [...params.stopTokenIds] });
     const seq = new Sequence(this.nextSeqId++, requestId, promptTokenIds, frozenParams, this.maxModelLen, performance.now());
     const stream = new RequestStream(requestId, () => this.abort(requestId));
-    this.seqs.set(seq.seqId, seq);
-    this.seqIdOfRequest.set(requestId, seq.seqId);
-    this.streams.set(seq.seqId, stream);
+    this.live.add(seq, stream);
     this.scheduler.add(seq);
     if (isAbortedEarly) this.abort(requestId);
     this.wakeLoop();
@@ -125,13 +119,12 @@ export class Engine implements EngineClient {
   }
 
   abort(requestId: string): void {
-    if (this.tokenizing.has(requestId)) this.tokenizing.set(requestId, true);
-    const seqId = this.seqIdOfRequest.get(requestId);
-    const seq = seqId === undefined ? undefined : this.seqs.get(seqId);
+    if (this.live.abortTokenizing(requestId)) return;
+    const seq = this.live.get(requestId);
     if (!seq || seq.isReported) return;
     // Blocks are freed by the loop at the next step boundary (a step in flight may read them).
     seq.abort(performance.now());
-    this.deliver(seq, '', 0, true);
+    this.live.deliver(seq, '', 0, true);
     this.wakeLoop();
   }
 
@@ -178,16 +171,16 @@ export class Engine implements EngineClient {
 
   /** Requests not yet finished and reported. */
   get numLiveRequests(): number {
-    return this.seqs.size;
+    return this.live.size;
   }
 
   async shutdown(timeoutMs: number): Promise<void> {
     this.isAccepting = false;
     const deadline = performance.now() + timeoutMs;
-    while (this.seqs.size > 0 && this.isAlive && performance.now() < deadline) {
+    while (this.live.size > 0 && this.isAlive && performance.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, Math.min(10, Math.max(0, deadline - performance.now()))));
     }
-    for (const seq of [...this.seqs.values()]) this.abort(seq.requestId);
+    for (const seq of this.live.all()) this.abort(seq.requestId);
     this.isStopped = true;
     this.wakeLoop();
     await this.loopDone;
@@ -200,7 +193,7 @@ export class Engine implements EngineClient {
   private checkAccepting(requestId: string): void {
     if (!this.isAlive) throw new Error(`the engine is dead: ${this.deathError?.message ?? 'unknown error'}`);
     if (!this.isAccepting) throw new Error('the engine is shutting down');
-    if (this.seqIdOfRequest.has(requestId) || this.tokenizing.has(requestId)) throw new EngineInputError(`request id '${requestId}' is already in use`, 'request_id');
+    if (this.live.has(requestId)) throw new EngineInputError(`request id '${requestId}' is already in use`, 'request_id');
   }
 
   private wakeLoop(): void {
@@ -279,39 +272,14 @@ export class Engine implements EngineClient {
     }
   }
 
-  /** Sends seq's next delta: its output tokens up to numCoveredTokens (absolute) and `text`. */
-  private deliver(seq: Sequence, text: string, numCoveredTokens: number, isLast: boolean): void {
-    const stream = this.streams.get(seq.seqId);
-    if (!stream || seq.isReported) return;
-    const delta = seq.takeDelta(text, numCoveredTokens, isLast);
-    if (!delta) return;
-    if (isLast) this.forget(seq);
-    stream.push(delta);
-  }
-
-  private forget(seq: Sequence): void {
-    seq.isReported = true;
-    this.seqs.delete(seq.seqId);
-    this.streams.delete(seq.seqId);
-    if (this.seqIdOfRequest.get(seq.requestId) === seq.seqId) this.seqIdOfRequest.delete(seq.requestId);
-  }
-
   private detokSink(): DetokSink {
     return {
-      deliver: (seq, text, numCoveredTokens, isLast) => this.deliver(seq, text, numCoveredTokens, isLast),
+      deliver: (seq, text, numCoveredTokens, isLast) => this.live.deliver(seq, text, numCoveredTokens, isLast),
       fail: (seqs, error) => {
-        for (const seq of seqs) this.failSequence(seq, new Error(`detokenization failed: ${error.message}`, { cause: error }));
+        for (const seq of seqs) this.live.fail(seq, new Error(`detokenization failed: ${error.message}`, { cause: error }));
         this.wakeLoop();
       },
     };
-  }
-
-  private failSequence(seq: Sequence, error: Error): void {
-    if (seq.isReported) return;
-    seq.abort(performance.now());
-    const stream = this.streams.get(seq.seqId);
-    this.forget(seq);
-    stream?.fail(error);
   }
 
   /** An executor error: every live request fails, the engine stops taking new ones. */
@@ -319,7 +287,7 @@ export class Engine implements EngineClient {
     this.isAlive = false;
     this.deathError = error;
     const failure = new Error(`engine step failed: ${error.message}`, { cause: error });
-    for (const seq of [...this.seqs.values()]) this.failSequence(seq, failure);
+    for (const seq of this.live.all()) this.live.fail(seq, failure);
     try {
       this.scheduler.removeFinished();
     } catch {
