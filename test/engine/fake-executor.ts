@@ -108,7 +108,18 @@ export class FakeExecutor {
         if (this.slotPositions[slot] !== p) throw new Error(`row ${s}: slot ${slot} holds position ${this.slotPositions[slot]}, expected ${p}`);
         context.push(this.slotTokens[slot]);
       }
-      const token = FakeExecutor.nextToken(context, this.options.vocabSize, c.temperature[s], c.rngKeyLo[s], c.rngKeyHi[s]);
+      let token = FakeExecutor.nextToken(context, this.options.vocabSize, c.temperature[s], c.rngKeyLo[s], c.rngKeyHi[s]);
+      const historyStart = c.penaltyOffsets[s];
+      const historyEnd = c.penaltyOffsets[s + 1];
+      if (historyEnd > historyStart) {
+        // A row with penalties ships its whole history: it must be exactly the context.
+        const history = Array.from(c.penaltyTokens.subarray(historyStart, historyEnd));
+        if (history.join() !== context.join()) throw new Error(`row ${s}: penalty history differs from its context`);
+        // The penalties change the draw, so a row given another row's values gives another token.
+        let h = mix(token, c.penaltyPromptLens[s]);
+        for (const value of [c.repetitionPenalty[s], c.presencePenalty[s], c.frequencyPenalty[s]]) h = mix(h, Math.round(value * 1000));
+        token = h % this.options.vocabSize;
+      }
       r.sampledTokenIds[s] = token;
       r.sampledLogprobs[s] = -((token % 10) + 1) / 10;
       for (let i = 0; i < c.numLogprobs[s]; i++) {
