@@ -9,6 +9,9 @@
  * findable until it is handed out again; the free list is kept in LRU order (freed last →
  * reused last, a sequence's tail blocks before its head), so popular prefixes survive.
  */
+/** At most this many blocks are findable by prefix (about 40 MB of keys). */
+export const MAX_CACHED_BLOCKS = 1 << 18;
+
 export class BlockManager {
   /** Free list as a doubly linked list over block ids; index numBlocks is the sentinel. */
   private readonly next: Int32Array;
@@ -147,9 +150,14 @@ export class BlockManager {
     return n;
   }
 
-  /** Registers a full, computed block under its prefix key, unless that key already has a block. */
+  /**
+   * Registers a full, computed block under its prefix key, unless that key already has a
+   * block. Past MAX_CACHED_BLOCKS keys nothing more is registered until blocks are reused:
+   * a tiny model on a large GPU has millions of blocks, and each key is a JS string.
+   */
   register(block: number, key: string): void {
     if (!this.isPrefixCachingEnabled || this.blockByKey.has(key) || this.blockKeys[block] !== null) return;
+    if (this.blockByKey.size >= MAX_CACHED_BLOCKS) return;
     this.checkHeld(block);
     this.blockByKey.set(key, block);
     this.blockKeys[block] = key;

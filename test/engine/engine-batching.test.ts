@@ -128,6 +128,23 @@ describe.each<ExecutorKind>(['fake', 'native'])('engine batching (%s executor)',
     expect(subset.every((_, i) => i % 2 === 0 || penalizedAlone[i].tokenIds.join() === plain[i].tokenIds.join())).toBe(true);
   });
 
+  it.skipIf(skip)('rows asking for different numbers of logprobs, mixed with rows asking none, get their alone logprobs', async () => {
+    const withLogprobs = (i: number): SamplingParams => greedy({ logprobs: [null, 0, 3, 5][i % 4], maxTokens: 6 });
+    const subset = prompts.slice(70, 86);
+    const lpAlone = await runAlone(roomy, subset, withLogprobs);
+    const together = await runTogether(roomy, subset, withLogprobs);
+    for (let i = 0; i < subset.length; i++) {
+      const wanted = withLogprobs(i).logprobs;
+      if (wanted === null) {
+        expect(together[i].logprobs).toBeUndefined();
+        continue;
+      }
+      expect(together[i].logprobs?.map((lp) => lp.top.length)).toEqual(Array(6).fill(wanted));
+      expect(together[i].logprobs?.map((lp) => [lp.tokenId, ...lp.top.map((t) => t.tokenId)])).toEqual(lpAlone[i].logprobs?.map((lp) => [lp.tokenId, ...lp.top.map((t) => t.tokenId)]));
+      together[i].logprobs?.forEach((lp, k) => expect(lp.logprob).toBeCloseTo(lpAlone[i].logprobs?.[k].logprob ?? Number.NaN, 4));
+    }
+  });
+
   it.skipIf(skip)('seeded sampling draws the same tokens alone and in a mixed batch', async () => {
     const seeded = (i: number): SamplingParams => greedy({ temperature: 0.9, topP: 0.95, seed: 1000 + i, maxTokens: 10 });
     const subset = prompts.slice(0, 16);
