@@ -80,7 +80,8 @@ function applyMasks(x: Float64Array, max: number, order: Int32Array, p: RowParam
     const kth = x[order[p.topK - 1]];
     for (let i = 0; i < vocab; i++) {
       kept[i] = x[i] >= kth ? 1 : 0;
-      if (Math.abs(x[i] - kth) <= slack(kth)) ambiguous[i] = 1;
+      // the k-th token and its exact ties are kept either way; near (not equal) values may flip
+      if (x[i] !== kth && Math.abs(x[i] - kth) <= slack(kth)) ambiguous[i] = 1;
     }
   }
   if (p.topP < 1) {
@@ -98,11 +99,16 @@ function applyMasks(x: Float64Array, max: number, order: Int32Array, p: RowParam
       above += share;
       first = false;
     }
-    // the whole group of values tied (within slack) with an ambiguous token is ambiguous
+    // every value tied (within slack) with an ambiguous token is ambiguous too; the ambiguous
+    // tokens sit next to each other around the cut, so one value range covers them
+    let low = Infinity;
+    let high = -Infinity;
     for (let i = 0; i < vocab; i++) {
       if (!ambiguous[i]) continue;
-      for (const id of order) if (Math.abs(x[id] - x[i]) <= slack(x[i])) ambiguous[id] = 1;
+      low = Math.min(low, x[i] - slack(x[i]));
+      high = Math.max(high, x[i] + slack(x[i]));
     }
+    for (let i = 0; i < vocab; i++) if (x[i] >= low && x[i] <= high) ambiguous[i] = 1;
   }
   if (p.minP > 0) {
     const minP = Math.fround(p.minP);
