@@ -19,8 +19,8 @@ export class BlockManager {
   private numFreeBlocks = 0;
   /** Number of block tables holding each block; 0 = free. */
   private readonly refCounts: Int32Array;
-  /** Key each block is registered under (prefix caching), or null. */
-  private readonly blockKeys: (string | null)[];
+  /** Key each registered block is under (prefix caching); a Map: most blocks never have one. */
+  private readonly keyOfBlock = new Map<number, string>();
   private readonly blockByKey = new Map<string, number>();
   /** Prefix-cache lookups and the blocks they found, for metrics. */
   numQueriedBlocks = 0;
@@ -36,7 +36,6 @@ export class BlockManager {
     this.next = new Int32Array(numBlocks + 1);
     this.prev = new Int32Array(numBlocks + 1);
     this.refCounts = new Int32Array(numBlocks);
-    this.blockKeys = new Array<string | null>(numBlocks).fill(null);
     const sentinel = numBlocks;
     this.next[sentinel] = sentinel;
     this.prev[sentinel] = sentinel;
@@ -156,21 +155,21 @@ export class BlockManager {
    * a tiny model on a large GPU has millions of blocks, and each key is a JS string.
    */
   register(block: number, key: string): void {
-    if (!this.isPrefixCachingEnabled || this.blockByKey.has(key) || this.blockKeys[block] !== null) return;
+    if (!this.isPrefixCachingEnabled || this.blockByKey.has(key) || this.keyOfBlock.has(block)) return;
     if (this.blockByKey.size >= MAX_CACHED_BLOCKS) return;
     this.checkHeld(block);
     this.blockByKey.set(key, block);
-    this.blockKeys[block] = key;
+    this.keyOfBlock.set(block, key);
   }
 
   /** Pops the least recently freed block, dropping its cache registration. */
   private takeFreshBlock(): number {
     const block = this.next[this.numBlocks];
     this.unlinkFree(block);
-    const key = this.blockKeys[block];
-    if (key !== null) {
+    const key = this.keyOfBlock.get(block);
+    if (key !== undefined) {
       this.blockByKey.delete(key);
-      this.blockKeys[block] = null;
+      this.keyOfBlock.delete(block);
     }
     this.refCounts[block] = 1;
     return block;
