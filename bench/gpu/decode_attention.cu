@@ -1,7 +1,8 @@
 // Benchmark of the paged decode attention kernel (native/src/cuda/paged_decode_attention.cu).
 // Case "batch": 256 sequences with contexts uniform in [1024, 4096], bf16, Llama-3-8B heads
 // (32 q heads, 8 kv heads, head_dim 128), block size 16, shuffled block tables. Case
-// "long-few": 4 sequences of 32k tokens, with and without splitting the context.
+// "long-few": 4 sequences of 32k tokens, with and without splitting the context; the batch
+// case also split in 4.
 // Minimum bytes = every K and V row of every context read once + q read + out written +
 // block tables; the copy ceiling = a 2 GiB device-to-device cudaMemcpy (read + write bytes).
 // Times: median of 50 launches (CUDA events) after 5 warm-up launches.
@@ -138,6 +139,8 @@ int main(int argc, char** argv) {
     for (int& l : batch) l = len(rng);
     std::vector<CaseResult> results;
     results.push_back(RunCase("batch256-1k4k", batch, 1, prop.multiProcessorCount, copy_gbps, seed));
+    // The same batch with its contexts split: more, evener blocks against the 1k-4k spread.
+    results.push_back(RunCase("batch256-1k4k-split4", batch, 4, prop.multiProcessorCount, copy_gbps, seed));
     std::vector<int> few(4, 32768);
     results.push_back(RunCase("long4-32k-nosplit", few, 1, prop.multiProcessorCount, copy_gbps, seed));
     results.push_back(RunCase("long4-32k-split16", few, 16, prop.multiProcessorCount, copy_gbps, seed));

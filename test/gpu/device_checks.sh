@@ -3,8 +3,7 @@
 #   1. in parallel: the addon build (npm run build:native), the decode-attention benchmark's
 #      build, and test/gpu/hf_reference.py (transformers' models and outputs, /tmp/hfref);
 #   2. the benchmark alone on the GPU (+ one launch under ncu for DRAM bytes, if ncu works);
-#   3. vitest: test/gpu kernels and HF parity (+ test/native/forward.test.ts, whose CUDA cases
-#      check float32 against a float64 reference).
+#   3. vitest: test/gpu (kernels, HF parity, executor).
 # Usage on the device machine, from the repo root: source .device-h6a/env.sh && test/gpu/device_checks.sh [parts]
 # parts: any of build,bench,ref,vitest (default all).
 set -u
@@ -41,7 +40,7 @@ if has bench && [ -x /tmp/decode_attention ]; then
   fi
 fi
 if has vitest; then
-  SPINDLE_HF_REF_DIR=/tmp/hfref timeout 420 npx vitest run test/gpu/kernels.test.ts test/gpu/hf-parity.test.ts test/native/forward.test.ts \
+  SPINDLE_HF_REF_DIR=/tmp/hfref timeout 420 npx vitest run test/gpu/kernels.test.ts test/gpu/hf-parity.test.ts test/gpu/executor-cuda.test.ts \
     > "$OUT/vitest.log" 2>&1
   echo "vitest rc=$?"
   grep -E "rel |identical|rel. L2|✓|×|FAIL|Tests |skipped" "$OUT/vitest.log" | head -80

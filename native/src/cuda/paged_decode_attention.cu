@@ -16,6 +16,7 @@
 namespace spindle::cuda {
 
 constexpr int kDecodeWarps = 4;
+constexpr int kUnroll = 2;  // token steps loaded together per warp
 
 template <typename T, int kElems>
 struct RowVec;  // kElems consecutive T loaded as one vector (at most 16 bytes)
@@ -75,44 +76,53 @@ __global__ void __launch_bounds__(kDecodeWarps * 32)
   const int32_t* table = block_tables + static_cast<size_t>(seq) * shape.max_blocks_per_seq;
   const size_t token_stride = static_cast<size_t>(shape.num_kv_heads) * kHeadDim;
 
-  // The loop bound is uniform across the warp (shuffles below); `valid` masks the tail.
-  for (int base = begin + warp * kSlots; base < end; base += kDecodeWarps * kSlots) {
-    const int tok = base + slot;
-    const bool valid = tok < end;
-    float k[kElems], v[kElems];
-    if (valid) {
-      const size_t row = (static_cast<size_t>(table[tok / shape.block_size]) * shape.block_size + tok % shape.block_size) *
-                             token_stride + kv_head * kHeadDim;
+  // The loop bound is uniform across the warp (shuffles below); `valid` masks the tail. Each
+  // step loads kUnroll tokens per slot before using any, to keep more bytes in flight.
+  for (int base = begin + warp * kSlots * kUnroll; base < end; base += kDecodeWarps * kSlots * kUnroll) {
+    float k[kUnroll][kElems], v[kUnroll][kElems];
+    bool valid[kUnroll];
 #pragma unroll
-      for (int c = 0; c < kChunks; ++c) {
-        const int d0 = (c * kLanes + sub) * kChunk;
-        LoadChunk<T, kChunk>(k_cache + row + d0, k + c * kChunk);
-        LoadChunk<T, kChunk>(v_cache + row + d0, v + c * kChunk);
+    for (int u = 0; u < kUnroll; ++u) {
+      const int tok = base + u * kSlots + slot;
+      valid[u] = tok < end;
+      if (valid[u]) {
+        const size_t row =
+            (static_cast<size_t>(table[tok / shape.block_size]) * shape.block_size + tok % shape.block_size) * token_stride +
+            kv_head * kHeadDim;
+#pragma unroll
+        for (int c = 0; c < kChunks; ++c) {
+          const int d0 = (c * kLanes + sub) * kChunk;
+          LoadChunk<T, kChunk>(k_cache + row + d0, k[u] + c * kChunk);
+          LoadChunk<T, kChunk>(v_cache + row + d0, v[u] + c * kChunk);
+        }
+      } else {
+#pragma unroll
+        for (int e = 0; e < kElems; ++e) k[u][e] = v[u][e] = 0.f;
       }
-    } else {
-#pragma unroll
-      for (int e = 0; e < kElems; ++e) k[e] = v[e] = 0.f;
     }
 #pragma unroll
-    for (int g = 0; g < kMaxGroup; ++g) {
-      if (g >= group) break;
-      float dot = 0.f;
+    for (int u = 0; u < kUnroll; ++u) {
 #pragma unroll
-      for (int c = 0; c < kChunks; ++c) {
-        const float* qc = sq + g * kHeadDim + (c * kLanes + sub) * kChunk;
+      for (int g = 0; g < kMaxGroup; ++g) {
+        if (g >= group) break;
+        float dot = 0.f;
 #pragma unroll
-        for (int j = 0; j < kChunk; ++j) dot += qc[j] * k[c * kChunk + j];
+        for (int c = 0; c < kChunks; ++c) {
+          const float* qc = sq + g * kHeadDim + (c * kLanes + sub) * kChunk;
+#pragma unroll
+          for (int j = 0; j < kChunk; ++j) dot += qc[j] * k[u][c * kChunk + j];
+        }
+#pragma unroll
+        for (int o = kLanes / 2; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
+        const float s = valid[u] ? dot : -FLT_MAX;
+        const float new_m = fmaxf(m[g], s);
+        const float alpha = __expf(m[g] - new_m);
+        const float p = valid[u] ? __expf(s - new_m) : 0.f;
+        l[g] = l[g] * alpha + p;
+#pragma unroll
+        for (int e = 0; e < kElems; ++e) acc[g][e] = acc[g][e] * alpha + p * v[u][e];
+        m[g] = new_m;
       }
-#pragma unroll
-      for (int o = kLanes / 2; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
-      const float s = valid ? dot : -FLT_MAX;
-      const float new_m = fmaxf(m[g], s);
-      const float alpha = __expf(m[g] - new_m);
-      const float p = valid ? __expf(s - new_m) : 0.f;
-      l[g] = l[g] * alpha + p;
-#pragma unroll
-      for (int e = 0; e < kElems; ++e) acc[g][e] = acc[g][e] * alpha + p * v[e];
-      m[g] = new_m;
     }
   }
 

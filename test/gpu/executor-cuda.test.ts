@@ -1,0 +1,128 @@
+/**
+ * The CUDA executor end to end, beyond the HF parity test:
+ *  - KV cache sized from gpuMemoryUtilization (numBlocks 0): a positive block count, and a
+ *    sequence placed in the last block gives the same logits as in block 0 (float32:
+ *    ‖a − b‖ / ‖b‖ ≤ 1e-6, the same arithmetic), so the whole sized cache is really there;
+ *  - dummy weights (--load-format dummy) are the CPU backend's: CUDA float32 logits of a
+ *    prefill + decode over 3 sequences against the CPU backend's, rel. L2 error ≤ 1e-4
+ *    (float32 on both; summation order differs);
+ *  - every step makes exactly one device-to-host copy.
+ * Skips with the reason without a CUDA device (or without ../shared for the first check).
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { createBatch, readResult, ResultTiming, type BatchShape } from '../../src/engine/batch-layout.ts';
+import { readModelConfig } from '../../src/engine/model-config.ts';
+import { loadNative, type NativeExecutor, type NativeExecutorOptions, type NativeModelConfig } from '../../src/engine/native.ts';
+import { locateTensors } from '../../src/engine/weights.ts';
+import { relativeL2 } from './greedy-driver.ts';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const storiesDir = path.join(path.resolve(repoRoot, '../shared'), 'models/stories260K-hf');
+
+function skipReason(): string {
+  try {
+    const native = loadNative();
+    if (native.cudaDeviceCount() === 0) return `no CUDA device (${native.cudaUnavailableReason()})`;
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  }
+  return '';
+}
+const reason = skipReason();
+if (reason) console.warn(`test/gpu/executor-cuda.test.ts skipped: ${reason}`);
+
+interface Feed {
+  tokens: number[];
+  start: number;
+  /** Physical blocks of this sequence, in order. */
+  blocks: number[];
+}
+
+/** One step over `feeds` with logitsMode 2; returns every fed token's logits and the copy count. */
+async function step(exec: NativeExecutor, feeds: Feed[], blockSize: number, vocab: number): Promise<{ logits: Float32Array; copies: number }> {
+  const maxBlocks = Math.max(...feeds.map((f) => f.blocks.length));
+  const shape: BatchShape = { numSeqs: feeds.length, numTokens: feeds.reduce((n, f) => n + f.tokens.length, 0), maxBlocksPerSeq: maxBlocks, maxTopLogprobs: 0, logitsMode: 2, numPenaltyTokens: 0 };
+  const b = createBatch(shape);
+  let t = 0;
+  feeds.forEach((f, s) => {
+    b.queryStartLoc[s] = t;
+    f.tokens.forEach((token, i) => {
+      const pos = f.start + i;
+      b.inputIds[t] = token;
+      b.positions[t] = pos;
+      b.slotMapping[t] = f.blocks[Math.floor(pos / blockSize)] * blockSize + (pos % blockSize);
+      t++;
+    });
+    b.seqLens[s] = f.start + f.tokens.length;
+    f.blocks.forEach((block, k) => (b.blockTables[s * maxBlocks + k] = block));
+    b.isSampled[s] = 1;
+    b.topP[s] = 1;
+    b.repetitionPenalty[s] = 1;
+  });
+  b.queryStartLoc[feeds.length] = t;
+  const r = readResult(await exec.step(b.buffer), shape, vocab);
+  return { logits: r.logits.slice(), copies: r.timings[ResultTiming.deviceToHostCopies] };
+}
+
+function tokens(count: number, vocab: number, seed: number): number[] {
+  let state = seed >>> 0;
+  return Array.from({ length: count }, () => (state = (Math.imul(state, 1664525) + 1013904223) >>> 0) % vocab);
+}
+
+describe.skipIf(reason !== '')('CUDA executor', () => {
+  it.skipIf(!existsSync(storiesDir))('sizes the KV cache from gpuMemoryUtilization and uses all of it', async () => {
+    const { config } = await readModelConfig(path.join(storiesDir, 'config.json'));
+    const tensors = await locateTensors(storiesDir, config);
+    const exec = new (loadNative().Executor)({
+      device: 'cuda', dtype: 'float32', model: config, weights: { kind: 'safetensors', tensors }, blockSize: 16, numBlocks: 0,
+      gpuMemoryUtilization: 0.05, maxNumSeqs: 8, maxNumBatchedTokens: 512, numThreads: 0,
+    });
+    try {
+      console.log(`stories260K float32, gpuMemoryUtilization 0.05: ${exec.numBlocks} KV blocks`);
+      expect(exec.numBlocks).toBeGreaterThan(1000);
+      const prompt = tokens(40, config.vocabSize, 7);
+      const last = exec.numBlocks - 1;
+      const low = await step(exec, [{ tokens: prompt, start: 0, blocks: [0, 1, 2] }], 16, config.vocabSize);
+      const high = await step(exec, [{ tokens: prompt, start: 0, blocks: [last, last - 1, last - 2] }], 16, config.vocabSize);
+      expect(relativeL2(high.logits, low.logits)).toBeLessThanOrEqual(1e-6);
+      expect([low.copies, high.copies]).toEqual([1, 1]);
+    } finally {
+      exec.close();
+    }
+  }, 120_000);
+
+  it('dummy weights: CUDA float32 logits match the CPU backend', async () => {
+    const model: NativeModelConfig = {
+      family: 'qwen2', hiddenSize: 256, intermediateSize: 512, numLayers: 2, numHeads: 8, numKvHeads: 2, headDim: 64,
+      vocabSize: 1000, maxPositionEmbeddings: 1024, rmsNormEps: 1e-6, ropeTheta: 10000, ropeScaling: null,
+      tieWordEmbeddings: false, attentionBias: true, qkNorm: false,
+    };
+    const options = (device: 'cpu' | 'cuda'): NativeExecutorOptions => ({
+      device, dtype: 'float32', model, weights: { kind: 'dummy', seed: 42 }, blockSize: 16, numBlocks: 64,
+      gpuMemoryUtilization: 0.5, maxNumSeqs: 8, maxNumBatchedTokens: 512, numThreads: 0,
+    });
+    const prompts = [tokens(30, 1000, 1), tokens(5, 1000, 2), tokens(64, 1000, 3)];
+    const blocksOf = (s: number): number[] => [s * 8, s * 8 + 1, s * 8 + 2, s * 8 + 3, s * 8 + 4];
+    const run = async (device: 'cpu' | 'cuda'): Promise<{ prefill: Float32Array; decode: Float32Array; copies: number[] }> => {
+      const exec = new (loadNative().Executor)(options(device));
+      try {
+        const prefill = await step(exec, prompts.map((p, s) => ({ tokens: p, start: 0, blocks: blocksOf(s) })), 16, 1000);
+        const decode = await step(exec, prompts.map((p, s) => ({ tokens: [s + 10], start: p.length, blocks: blocksOf(s) })), 16, 1000);
+        return { prefill: prefill.logits, decode: decode.logits, copies: [prefill.copies, decode.copies] };
+      } finally {
+        exec.close();
+      }
+    };
+    const gpu = await run('cuda');
+    const cpu = await run('cpu');
+    const prefillErr = relativeL2(gpu.prefill, cpu.prefill);
+    const decodeErr = relativeL2(gpu.decode, cpu.decode);
+    console.log(`dummy weights, CUDA vs CPU float32: prefill rel ${prefillErr.toExponential(2)}, decode rel ${decodeErr.toExponential(2)}`);
+    expect(prefillErr).toBeLessThanOrEqual(1e-4);
+    expect(decodeErr).toBeLessThanOrEqual(1e-4);
+    expect(gpu.copies).toEqual([1, 1]);
+  }, 120_000);
+});
