@@ -92,6 +92,7 @@ export class Engine implements EngineClient {
   }
 
   async addRequest(requestId: string, prompt: PromptInput, params: SamplingParams): Promise<AsyncIterable<RequestDelta>> {
+    const arrivalMs = performance.now();
     this.checkAccepting(requestId);
     let promptTokenIds: number[];
     let isAbortedEarly = false;
@@ -109,7 +110,7 @@ export class Engine implements EngineClient {
     this.checkAccepting(requestId);
     checkRequest(promptTokenIds, params, { maxModelLen: this.maxModelLen, vocabSize: this.vocabSize, maxLogprobs: this.config.maxLogprobs });
     const frozenParams = Object.freeze({ ...params, stop: [...params.stop], stopTokenIds: [...params.stopTokenIds] });
-    const seq = new Sequence(this.nextSeqId++, requestId, promptTokenIds, frozenParams, this.maxModelLen, performance.now());
+    const seq = new Sequence(this.nextSeqId++, requestId, promptTokenIds, frozenParams, this.maxModelLen, arrivalMs);
     const stream = new RequestStream(requestId, () => this.abort(requestId));
     this.live.add(seq, stream);
     this.scheduler.add(seq);
