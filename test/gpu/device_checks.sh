@@ -24,15 +24,20 @@ if has build; then (rm -rf native/build; npm run build:native > "$OUT/build.log"
 if has bench; then
   (nvcc -std=c++17 -O3 -arch=sm_90 --use_fast_math -lineinfo -I native/src -I native/src/cuda \
      bench/gpu/decode_attention.cu native/src/cuda/paged_decode_attention.cu -o /tmp/decode_attention > "$OUT/bench-build.log" 2>&1
-   echo "bench build rc=$?" >> "$OUT/bench-build.log") & pids+=($!)
+   echo "bench build rc=$?" >> "$OUT/bench-build.log"
+   nvcc -std=c++17 -O3 -arch=sm_90 --use_fast_math -lineinfo -I native/src -I native/src/cuda bench/gpu/prefill_attention.cu \
+     native/src/cuda/prefill_attention.cu native/src/cuda/prefill_attention_wmma.cu -o /tmp/prefill_attention >> "$OUT/bench-build.log" 2>&1
+   echo "prefill bench build rc=$?" >> "$OUT/bench-build.log") & pids+=($!)
 fi
 if has ref; then (PYTHONUNBUFFERED=1 python3 test/gpu/hf_reference.py /tmp/hfref ../shared > "$OUT/hf_reference.log" 2>&1; echo "hf_reference rc=$?" >> "$OUT/hf_reference.log") & pids+=($!); fi
 for p in "${pids[@]}"; do wait "$p"; done
 echo "phase 1 done in $(( $(date +%s) - start )) s"
 tail -2 "$OUT/build.log" 2>/dev/null; tail -3 "$OUT/bench-build.log" 2>/dev/null; tail -8 "$OUT/hf_reference.log" 2>/dev/null
 if has bench && [ -x /tmp/decode_attention ]; then
-  /tmp/decode_attention 1 > "$OUT/gpu-decode-attention.json" 2> "$OUT/bench.err"; echo "bench rc=$?"
-  cat "$OUT/gpu-decode-attention.json" "$OUT/bench.err"
+  /tmp/decode_attention 1 > "$OUT/gpu-decode-attention.json" 2>> "$OUT/bench-build.log"; echo "bench rc=$?"
+  cat "$OUT/gpu-decode-attention.json"
+  /tmp/prefill_attention > "$OUT/gpu-prefill-attention.json" 2>> "$OUT/bench-build.log"; echo "prefill bench rc=$?"
+  cat "$OUT/gpu-prefill-attention.json"; tail -3 "$OUT/bench-build.log"
   if command -v ncu > /dev/null; then
     timeout 120 ncu --metrics dram__bytes_read.sum,dram__bytes_write.sum,gpu__time_duration.sum -k regex:paged_decode \
       --launch-skip 5 --launch-count 1 /tmp/decode_attention 1 > "$OUT/ncu.txt" 2>&1

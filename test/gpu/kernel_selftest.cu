@@ -462,6 +462,9 @@ void CheckAll() {
   // Prefill: fresh prompts, chunks after cached context, single tokens, mixed in one batch.
   PagedCase pre{8, 2, 128, 16, {5, 40, 1, 70}, {5, 57, 100, 70}};
   CheckAttention<T>(pre, false, 1, "prefill_attention.gqa4.hd128");
+  // Several 64-row query tiles and 64-key tiles, partial at both ends (tensor cores in bf16).
+  PagedCase pre64{8, 2, 64, 16, {150, 3, 70}, {150, 200, 130}};
+  CheckAttention<T>(pre64, false, 1, "prefill_attention.gqa4.hd64.long");
   PagedCase pre8{8, 4, 8, 16, {13, 1, 33}, {13, 40, 50}};
   CheckAttention<T>(pre8, false, 1, "prefill_attention.gqa2.hd8");
   PagedCase pre256{4, 4, 256, 16, {20, 3}, {20, 45}};

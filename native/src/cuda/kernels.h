@@ -64,6 +64,14 @@ void PrefillAttention(const T* q, const T* k_cache, const T* v_cache, const int3
                       const int32_t* seq_lens, const int32_t* query_start_loc, const int32_t* positions, T* out,
                       const AttentionShape& shape, int max_query_len, cudaStream_t stream);
 
+// prefill_attention_wmma.cu: the same on tensor cores for bf16 and head_dim 64/128
+// (PrefillAttention dispatches there by itself).
+bool PrefillAttentionWmmaSupported(int head_dim);
+void PrefillAttentionWmma(const __nv_bfloat16* q, const __nv_bfloat16* k_cache, const __nv_bfloat16* v_cache,
+                          const int32_t* block_tables, const int32_t* seq_lens, const int32_t* query_start_loc,
+                          const int32_t* positions, __nv_bfloat16* out, const AttentionShape& shape, int max_query_len,
+                          cudaStream_t stream);
+
 // weight_init.cu: raw safetensors data (dtype code 0 F32, 1 BF16, 2 F16) converted to T;
 // dummy weights: weights.h's DummyValue(tensor_key, i, center, scale), as the CPU backend.
 template <typename T>

@@ -3,8 +3,10 @@
 // shared memory, walks the sequence's keys kTileK at a time straight from the paged cache
 // (earlier context and this step's tokens alike: they were written there first), and keeps
 // an online fp32 softmax per row, so memory stays O(tile) whatever the length. Causal by
-// absolute position: query at position p sees keys 0..p. Any head_dim up to 256.
+// absolute position: query at position p sees keys 0..p. Any head_dim up to 256. bf16 with
+// head_dim 64/128 goes to the tensor-core kernel (prefill_attention_wmma.cu) instead.
 #include <cfloat>
+#include <type_traits>
 
 #include "cuda_check.h"
 #include "dtype.cuh"
@@ -133,6 +135,13 @@ void PrefillAttention(const T* q, const T* k_cache, const T* v_cache, const int3
                       const int32_t* seq_lens, const int32_t* query_start_loc, const int32_t* positions, T* out,
                       const AttentionShape& shape, int max_query_len, cudaStream_t stream) {
   if (shape.num_seqs == 0 || max_query_len == 0) return;
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    if (PrefillAttentionWmmaSupported(shape.head_dim)) {
+      PrefillAttentionWmma(q, k_cache, v_cache, block_tables, seq_lens, query_start_loc, positions, out, shape,
+                           max_query_len, stream);
+      return;
+    }
+  }
   if (shape.head_dim > 32 * kMaxDimPerLane) throw std::runtime_error("PrefillAttention: head_dim > 256");
   const size_t smem_bytes =
       sizeof(float) * (static_cast<size_t>(kTileQ) * shape.head_dim + kTileK * (shape.head_dim + 1) + kTileK * shape.head_dim);
