@@ -91,13 +91,15 @@ function runAll(name: 'llama3' | 'llama2', seed: number): Tally {
     checkStream(tokenizer, { prompt: [], output, params: randomParams(rng) }, rng, tally);
   }
 
-  for (let s = 0; s < NUM_TEXT_STREAMS; s++) {
+  // Without ../shared (no ShareGPT), more synthetic text streams keep the total at 5,200.
+  const completions = loadShareGptCompletions(NUM_SHAREGPT_STREAMS);
+  const numTextStreams = NUM_TEXT_STREAMS + (completions ? 0 : NUM_SHAREGPT_STREAMS);
+  for (let s = 0; s < numTextStreams; s++) {
     const prompt = tokenizer.encode(randomText(rng, randInt(rng, 0, 6)), rng() < 0.5);
     const output = tokenizer.encode(randomText(rng, randInt(rng, 1, 25)), false);
     checkStream(tokenizer, { prompt, output, params: randomParams(rng) }, rng, tally);
   }
 
-  const completions = loadShareGptCompletions(NUM_SHAREGPT_STREAMS);
   for (const completion of completions ?? []) {
     const prompt = tokenizer.encode(randomText(rng, randInt(rng, 1, 4)), true);
     const start = randInt(rng, 0, Math.max(1, completion.length - 400));
