@@ -6,6 +6,8 @@
  *  - dummy weights (--load-format dummy) are the CPU backend's: CUDA float32 logits of a
  *    prefill + decode over 3 sequences against the CPU backend's, rel. L2 error ≤ 1e-4
  *    (float32 on both; summation order differs);
+ *  - logitsMode 1 rows equal mode 2's last-token rows (≤ 1e-5: the LM-head GEMM may pick
+ *    another algorithm for 3 rows than for 99), and the greedy token is their argmax;
  *  - every step makes exactly one device-to-host copy.
  * Skips with the reason without a CUDA device (or without ../shared for the first check).
  */
@@ -42,9 +44,9 @@ interface Feed {
 }
 
 /** One step over `feeds` with logitsMode 2; returns every fed token's logits and the copy count. */
-async function step(exec: NativeExecutor, feeds: Feed[], blockSize: number, vocab: number): Promise<{ logits: Float32Array; copies: number }> {
+async function step(exec: NativeExecutor, feeds: Feed[], blockSize: number, vocab: number, logitsMode: 1 | 2 = 2): Promise<{ logits: Float32Array; sampled: Int32Array; copies: number }> {
   const maxBlocks = Math.max(...feeds.map((f) => f.blocks.length));
-  const shape: BatchShape = { numSeqs: feeds.length, numTokens: feeds.reduce((n, f) => n + f.tokens.length, 0), maxBlocksPerSeq: maxBlocks, maxTopLogprobs: 0, logitsMode: 2, numPenaltyTokens: 0 };
+  const shape: BatchShape = { numSeqs: feeds.length, numTokens: feeds.reduce((n, f) => n + f.tokens.length, 0), maxBlocksPerSeq: maxBlocks, maxTopLogprobs: 0, logitsMode, numPenaltyTokens: 0 };
   const b = createBatch(shape);
   let t = 0;
   feeds.forEach((f, s) => {
@@ -64,7 +66,7 @@ async function step(exec: NativeExecutor, feeds: Feed[], blockSize: number, voca
   });
   b.queryStartLoc[feeds.length] = t;
   const r = readResult(await exec.step(b.buffer), shape, vocab);
-  return { logits: r.logits.slice(), copies: r.timings[ResultTiming.deviceToHostCopies] };
+  return { logits: r.logits.slice(), sampled: r.sampledTokenIds.slice(), copies: r.timings[ResultTiming.deviceToHostCopies] };
 }
 
 function tokens(count: number, vocab: number, seed: number): number[] {
@@ -109,9 +111,21 @@ describe.skipIf(reason !== '')('CUDA executor', () => {
     const run = async (device: 'cpu' | 'cuda'): Promise<{ prefill: Float32Array; decode: Float32Array; copies: number[] }> => {
       const exec = new (loadNative().Executor)(options(device));
       try {
-        const prefill = await step(exec, prompts.map((p, s) => ({ tokens: p, start: 0, blocks: blocksOf(s) })), 16, 1000);
+        const feeds = prompts.map((p, s) => ({ tokens: p, start: 0, blocks: blocksOf(s) }));
+        const prefill = await step(exec, feeds, 16, 1000);
+        // logitsMode 1 (last token of each sequence, the sampler's rows) against mode 2's rows,
+        // and the greedy token against their argmax. Same cache contents: the prefill rewrites them.
+        const lastRows = await step(exec, feeds, 16, 1000, 1);
+        let row = 0;
+        prompts.forEach((p, s) => {
+          row += p.length;
+          const expected = prefill.logits.subarray((row - 1) * 1000, row * 1000);
+          const actual = lastRows.logits.subarray(s * 1000, (s + 1) * 1000);
+          expect(relativeL2(actual, expected)).toBeLessThanOrEqual(1e-5);
+          expect(lastRows.sampled[s]).toBe(actual.indexOf(Math.max(...actual)));
+        });
         const decode = await step(exec, prompts.map((p, s) => ({ tokens: [s + 10], start: p.length, blocks: blocksOf(s) })), 16, 1000);
-        return { prefill: prefill.logits, decode: decode.logits, copies: [prefill.copies, decode.copies] };
+        return { prefill: prefill.logits, decode: decode.logits, copies: [prefill.copies, lastRows.copies, decode.copies] };
       } finally {
         exec.close();
       }
@@ -123,6 +137,6 @@ describe.skipIf(reason !== '')('CUDA executor', () => {
     console.log(`dummy weights, CUDA vs CPU float32: prefill rel ${prefillErr.toExponential(2)}, decode rel ${decodeErr.toExponential(2)}`);
     expect(prefillErr).toBeLessThanOrEqual(1e-4);
     expect(decodeErr).toBeLessThanOrEqual(1e-4);
-    expect(gpu.copies).toEqual([1, 1]);
+    expect(gpu.copies).toEqual([1, 1, 1]);
   }, 120_000);
 });

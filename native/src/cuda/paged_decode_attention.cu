@@ -15,8 +15,20 @@
 
 namespace spindle::cuda {
 
-constexpr int kDecodeWarps = 4;
-constexpr int kUnroll = 2;  // token steps loaded together per warp
+// Token steps loaded together per warp, and warps per block. Macros only so that
+// bench/gpu/device variants can build other values side by side (NOTES.md: unroll 2 measured
+// slower than 1 on H100).
+#ifndef SPINDLE_DECODE_UNROLL
+#define SPINDLE_DECODE_UNROLL 1
+#endif
+#ifndef SPINDLE_DECODE_WARPS
+#define SPINDLE_DECODE_WARPS 4
+#endif
+#ifndef SPINDLE_DECODE_MIN_BLOCKS
+#define SPINDLE_DECODE_MIN_BLOCKS 1
+#endif
+constexpr int kDecodeWarps = SPINDLE_DECODE_WARPS;
+constexpr int kUnroll = SPINDLE_DECODE_UNROLL;
 
 template <typename T, int kElems>
 struct RowVec;  // kElems consecutive T loaded as one vector (at most 16 bytes)
@@ -35,7 +47,7 @@ __device__ __forceinline__ void LoadChunk(const T* src, float* dst) {
 }
 
 template <typename T, int kHeadDim, int kMaxGroup, int kElems>
-__global__ void __launch_bounds__(kDecodeWarps * 32)
+__global__ void __launch_bounds__(kDecodeWarps * 32, SPINDLE_DECODE_MIN_BLOCKS)
     paged_decode_attention_kernel(const T* q /* [num_seqs, q_stride]: heads at h * hd */,
                                   const T* k_cache /* [num_blocks, bs, nkv, hd] */, const T* v_cache,
                                   const int32_t* block_tables /* [num_seqs, max_blocks_per_seq] */,
