@@ -25,9 +25,10 @@ if has bench; then
   (nvcc -std=c++17 -O3 -arch=sm_90 --use_fast_math -lineinfo -I native/src -I native/src/cuda \
      bench/gpu/decode_attention.cu native/src/cuda/paged_decode_attention.cu -o /tmp/decode_attention > "$OUT/bench-build.log" 2>&1
    echo "bench build rc=$?" >> "$OUT/bench-build.log"
-   for v in "1 8" "1 2"; do set -- $v
-     nvcc -std=c++17 -O3 -arch=sm_90 --use_fast_math -DSPINDLE_DECODE_UNROLL=$1 -DSPINDLE_DECODE_WARPS=$2 -I native/src -I native/src/cuda \
-       bench/gpu/decode_attention.cu native/src/cuda/paged_decode_attention.cu -o /tmp/decode_attention_u$1_w$2 >> "$OUT/bench-build.log" 2>&1
+   # Variants (pipeline stages, warps per block) for comparison; the default is stages 1, 4 warps.
+   for v in "4 4" "2 4" "1 8"; do set -- $v
+     nvcc -std=c++17 -O3 -arch=sm_90 --use_fast_math -DSPINDLE_DECODE_STAGES=$1 -DSPINDLE_DECODE_WARPS=$2 -I native/src -I native/src/cuda \
+       bench/gpu/decode_attention.cu native/src/cuda/paged_decode_attention.cu -o /tmp/decode_attention_s$1_w$2 >> "$OUT/bench-build.log" 2>&1
    done
    nvcc -std=c++17 -O3 -arch=sm_90 --use_fast_math -lineinfo -I native/src -I native/src/cuda bench/gpu/prefill_attention.cu \
      native/src/cuda/prefill_attention.cu native/src/cuda/prefill_attention_wmma.cu -o /tmp/prefill_attention >> "$OUT/bench-build.log" 2>&1
@@ -40,7 +41,7 @@ tail -2 "$OUT/build.log" 2>/dev/null; tail -3 "$OUT/bench-build.log" 2>/dev/null
 if has bench && [ -x /tmp/decode_attention ]; then
   /tmp/decode_attention 1 > "$OUT/gpu-decode-attention.json" 2>> "$OUT/bench-build.log"; echo "bench rc=$?"
   cat "$OUT/gpu-decode-attention.json"
-  for exe in /tmp/decode_attention_u*; do echo "variant ${exe##*/}:"; "$exe" 1 2>> "$OUT/bench-build.log" | tee -a "$OUT/bench-build.log"; done
+  for exe in /tmp/decode_attention_s*; do echo "variant ${exe##*/}:"; "$exe" 1 2>> "$OUT/bench-build.log" | tee -a "$OUT/bench-build.log"; done
   /tmp/prefill_attention > "$OUT/gpu-prefill-attention.json" 2>> "$OUT/bench-build.log"; echo "prefill bench rc=$?"
   cat "$OUT/gpu-prefill-attention.json"; tail -3 "$OUT/bench-build.log"
   if command -v ncu > /dev/null; then
@@ -53,6 +54,9 @@ if has vitest; then
   SPINDLE_HF_REF_DIR=/tmp/hfref timeout 420 npx vitest run test/gpu/kernels.test.ts test/gpu/hf-parity.test.ts test/gpu/executor-cuda.test.ts \
     > "$OUT/vitest.log" 2>&1
   echo "vitest rc=$?"
-  grep -E "rel |identical|rel. L2|✓|×|FAIL|Tests |skipped" "$OUT/vitest.log" | head -80
+  # The kernels again with the cp.async decode pipeline built in (a candidate default).
+  SPINDLE_KERNEL_NVCC_FLAGS="-DSPINDLE_DECODE_STAGES=4" timeout 200 npx vitest run test/gpu/kernels.test.ts >> "$OUT/vitest.log" 2>&1
+  echo "vitest (decode stages 4) rc=$?"
+  grep -E "identical|rel. L2|dummy|KV blocks|extra nvcc|×|FAIL|Tests |skipped" "$OUT/vitest.log" | head -60
 fi
 echo "total $(( $(date +%s) - start )) s"

@@ -64,7 +64,9 @@ function run(cmd: string, args: string[]): Promise<string> {
   });
 }
 
-const NVCC_FLAGS = ['-std=c++17', '-O3', '-arch=sm_90', '--use_fast_math', '-I', 'native/src', '-I', 'native/src/cuda'];
+// SPINDLE_KERNEL_NVCC_FLAGS adds flags, e.g. -DSPINDLE_DECODE_STAGES=4 to check a kernel variant.
+const EXTRA_FLAGS = (process.env.SPINDLE_KERNEL_NVCC_FLAGS ?? '').split(' ').filter((f) => f !== '');
+const NVCC_FLAGS = ['-std=c++17', '-O3', '-arch=sm_90', '--use_fast_math', '-I', 'native/src', '-I', 'native/src/cuda', ...EXTRA_FLAGS];
 
 async function buildSelfTest(): Promise<string> {
   const sources = [path.join(repoRoot, 'test/gpu/kernel_selftest.cu'), ...KERNEL_SOURCES];
@@ -86,7 +88,7 @@ describe.skipIf(reason !== '')('CUDA kernels vs float64 references', () => {
     const seed = Date.now() % 1_000_000_007;
     const out = await run(exe, [String(seed)]);
     const checks = out.trim().split('\n').map((line) => JSON.parse(line) as Check);
-    console.log(`kernel self-test, seed ${seed}:\n` + checks.map((c) => `  ${c.kernel} [${c.dtype}] rel ${c.relError.toExponential(2)} (bound ${c.bound})`).join('\n'));
+    console.log(`kernel self-test, seed ${seed}, extra nvcc flags [${EXTRA_FLAGS.join(' ')}]:\n` + checks.map((c) => `  ${c.kernel} [${c.dtype}] rel ${c.relError.toExponential(2)} (bound ${c.bound})`).join('\n'));
     for (const dtype of ['float32', 'bfloat16']) {
       for (const name of EXPECTED) expect(checks.some((c) => c.kernel === name && c.dtype === dtype), `${name} [${dtype}] reported`).toBe(true);
     }

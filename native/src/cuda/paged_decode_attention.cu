@@ -15,20 +15,17 @@
 
 namespace spindle::cuda {
 
-// Token steps loaded together per warp, and warps per block. Macros only so that
-// bench/gpu/device variants can build other values side by side (NOTES.md: unroll 2 measured
-// slower than 1 on H100).
-#ifndef SPINDLE_DECODE_UNROLL
-#define SPINDLE_DECODE_UNROLL 1
-#endif
+// Warps per block and pipeline depth are macros only so that the
+// device script can build variants side by side for the benchmark (NOTES.md).
 #ifndef SPINDLE_DECODE_WARPS
 #define SPINDLE_DECODE_WARPS 4
 #endif
-#ifndef SPINDLE_DECODE_MIN_BLOCKS
-#define SPINDLE_DECODE_MIN_BLOCKS 1
-#endif
 constexpr int kDecodeWarps = SPINDLE_DECODE_WARPS;
-constexpr int kUnroll = SPINDLE_DECODE_UNROLL;
+// > 1: K/V staged through shared memory by a cp.async pipeline this deep (groups <= 4 only).
+#ifndef SPINDLE_DECODE_STAGES
+#define SPINDLE_DECODE_STAGES 1
+#endif
+constexpr int kPipelineStages = SPINDLE_DECODE_STAGES;
 
 template <typename T, int kElems>
 struct RowVec;  // kElems consecutive T loaded as one vector (at most 16 bytes)
@@ -46,8 +43,14 @@ __device__ __forceinline__ void LoadChunk(const T* src, float* dst) {
   for (int i = 0; i < kElems; ++i) dst[i] = ToFloat(e[i]);
 }
 
-template <typename T, int kHeadDim, int kMaxGroup, int kElems>
-__global__ void __launch_bounds__(kDecodeWarps * 32, SPINDLE_DECODE_MIN_BLOCKS)
+// 16-byte global -> shared copy that bypasses registers; src_size 0 zero-fills (tail tokens).
+__device__ __forceinline__ void CpAsync16(void* smem_dst, const void* gmem_src, bool valid) {
+  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem_dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem_src), "r"(valid ? 16 : 0));
+}
+
+template <typename T, int kHeadDim, int kMaxGroup, int kElems, int kStages>
+__global__ void __launch_bounds__(kDecodeWarps * 32)
     paged_decode_attention_kernel(const T* q /* [num_seqs, q_stride]: heads at h * hd */,
                                   const T* k_cache /* [num_blocks, bs, nkv, hd] */, const T* v_cache,
                                   const int32_t* block_tables /* [num_seqs, max_blocks_per_seq] */,
@@ -88,32 +91,55 @@ __global__ void __launch_bounds__(kDecodeWarps * 32, SPINDLE_DECODE_MIN_BLOCKS)
   const int32_t* table = block_tables + static_cast<size_t>(seq) * shape.max_blocks_per_seq;
   const size_t token_stride = static_cast<size_t>(shape.num_kv_heads) * kHeadDim;
 
-  // The loop bound is uniform across the warp (shuffles below); `valid` masks the tail. Each
-  // step loads kUnroll tokens per slot before using any, to keep more bytes in flight.
-  for (int base = begin + warp * kSlots * kUnroll; base < end; base += kDecodeWarps * kSlots * kUnroll) {
-    float k[kUnroll][kElems], v[kUnroll][kElems];
-    bool valid[kUnroll];
+  // One token's contribution to every query head of the group (per-slot online softmax).
+  auto consume = [&](const float (&k)[kElems], const float (&v)[kElems], bool valid) {
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int tok = base + u * kSlots + slot;
-      valid[u] = tok < end;
-      if (valid[u]) {
-        const size_t row =
-            (static_cast<size_t>(table[tok / shape.block_size]) * shape.block_size + tok % shape.block_size) * token_stride +
-            kv_head * kHeadDim;
+    for (int g = 0; g < kMaxGroup; ++g) {
+      if (g >= group) break;
+      float dot = 0.f;
+#pragma unroll
+      for (int c = 0; c < kChunks; ++c) {
+        const float* qc = sq + g * kHeadDim + (c * kLanes + sub) * kChunk;
+#pragma unroll
+        for (int j = 0; j < kChunk; ++j) dot += qc[j] * k[c * kChunk + j];
+      }
+#pragma unroll
+      for (int o = kLanes / 2; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
+      const float s = valid ? dot : -FLT_MAX;
+      const float new_m = fmaxf(m[g], s);
+      const float alpha = __expf(m[g] - new_m);
+      const float p = valid ? __expf(s - new_m) : 0.f;
+      l[g] = l[g] * alpha + p;
+#pragma unroll
+      for (int e = 0; e < kElems; ++e) acc[g][e] = acc[g][e] * alpha + p * v[e];
+      m[g] = new_m;
+    }
+  };
+  auto row_of = [&](int tok) {
+    return (static_cast<size_t>(table[tok / shape.block_size]) * shape.block_size + tok % shape.block_size) * token_stride +
+           kv_head * kHeadDim;
+  };
+
+  if constexpr (kStages == 1) {
+    // Loads straight into registers (v2; NOTES.md).
+    // The loop bound is uniform across the warp (shuffles below); `valid` masks the tail.
+    for (int base = begin + warp * kSlots; base < end; base += kDecodeWarps * kSlots) {
+      const int tok = base + slot;
+      const bool valid = tok < end;
+      float k[kElems], v[kElems];
+      if (valid) {
+        const size_t row = (static_cast<size_t>(table[tok / shape.block_size]) * shape.block_size + tok % shape.block_size) *
+                               token_stride + kv_head * kHeadDim;
 #pragma unroll
         for (int c = 0; c < kChunks; ++c) {
           const int d0 = (c * kLanes + sub) * kChunk;
-          LoadChunk<T, kChunk>(k_cache + row + d0, k[u] + c * kChunk);
-          LoadChunk<T, kChunk>(v_cache + row + d0, v[u] + c * kChunk);
+          LoadChunk<T, kChunk>(k_cache + row + d0, k + c * kChunk);
+          LoadChunk<T, kChunk>(v_cache + row + d0, v + c * kChunk);
         }
       } else {
 #pragma unroll
-        for (int e = 0; e < kElems; ++e) k[u][e] = v[u][e] = 0.f;
+        for (int e = 0; e < kElems; ++e) k[e] = v[e] = 0.f;
       }
-    }
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
 #pragma unroll
       for (int g = 0; g < kMaxGroup; ++g) {
         if (g >= group) break;
@@ -122,20 +148,56 @@ __global__ void __launch_bounds__(kDecodeWarps * 32, SPINDLE_DECODE_MIN_BLOCKS)
         for (int c = 0; c < kChunks; ++c) {
           const float* qc = sq + g * kHeadDim + (c * kLanes + sub) * kChunk;
 #pragma unroll
-          for (int j = 0; j < kChunk; ++j) dot += qc[j] * k[u][c * kChunk + j];
+          for (int j = 0; j < kChunk; ++j) dot += qc[j] * k[c * kChunk + j];
         }
 #pragma unroll
         for (int o = kLanes / 2; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
-        const float s = valid[u] ? dot : -FLT_MAX;
+        const float s = valid ? dot : -FLT_MAX;
         const float new_m = fmaxf(m[g], s);
         const float alpha = __expf(m[g] - new_m);
-        const float p = valid[u] ? __expf(s - new_m) : 0.f;
+        const float p = valid ? __expf(s - new_m) : 0.f;
         l[g] = l[g] * alpha + p;
 #pragma unroll
-        for (int e = 0; e < kElems; ++e) acc[g][e] = acc[g][e] * alpha + p * v[u][e];
+        for (int e = 0; e < kElems; ++e) acc[g][e] = acc[g][e] * alpha + p * v[e];
         m[g] = new_m;
       }
     }
+  } else {
+    // cp.async pipeline, kStages deep: each lane stages its own 16-byte chunks of K and V in
+    // shared memory (chunk-major, so a warp's accesses are contiguous) and reads back only
+    // what it copied, so no barrier is needed; loads stay in flight without registers.
+    __shared__ __align__(16) T stage_buf[kDecodeWarps][kStages][2][kChunks][32][kChunk];
+    const int stride = kDecodeWarps * kSlots;
+    const int first = begin + warp * kSlots;
+    const int num_steps = first < end ? (end - first + stride - 1) / stride : 0;
+    auto issue = [&](int step) {
+      const int tok = first + step * stride + slot;
+      const bool valid = step < num_steps && tok < end;
+      const size_t row = valid ? row_of(tok) : 0;
+      const int st = step % kStages;
+#pragma unroll
+      for (int c = 0; c < kChunks; ++c) {
+        const int d0 = (c * kLanes + sub) * kChunk;
+        CpAsync16(stage_buf[warp][st][0][c][lane], k_cache + row + d0, valid);
+        CpAsync16(stage_buf[warp][st][1][c][lane], v_cache + row + d0, valid);
+      }
+      asm volatile("cp.async.commit_group;\n" ::);
+    };
+#pragma unroll
+    for (int st = 0; st < kStages - 1; ++st) issue(st);
+    for (int step = 0; step < num_steps; ++step) {
+      issue(step + kStages - 1);
+      asm volatile("cp.async.wait_group %0;\n" ::"n"(kStages - 1));
+      const int st = step % kStages;
+      float k[kElems], v[kElems];
+#pragma unroll
+      for (int c = 0; c < kChunks; ++c) {
+        LoadChunk<T, kChunk>(stage_buf[warp][st][0][c][lane], k + c * kChunk);
+        LoadChunk<T, kChunk>(stage_buf[warp][st][1][c][lane], v + c * kChunk);
+      }
+      consume(k, v, first + step * stride + slot < end);
+    }
+    asm volatile("cp.async.wait_all;\n" ::);
   }
 
   // Merge the token slots of the warp (lanes with equal `sub`), then the warps.
@@ -234,10 +296,11 @@ void LaunchDecode(dim3 grid, int group, cudaStream_t stream, const T* q, const T
                   float* part_sum, const AttentionShape& shape, int split_tokens) {
   const int threads = kDecodeWarps * 32;
   if (group <= 4) {
-    paged_decode_attention_kernel<T, kHeadDim, 4, 16><<<grid, threads, 0, stream>>>(
+    constexpr int stages = (sizeof(T) == 2 && kHeadDim <= 128) ? kPipelineStages : 1;  // static smem <= 48 KB
+    paged_decode_attention_kernel<T, kHeadDim, 4, 16, stages><<<grid, threads, 0, stream>>>(
         q, k_cache, v_cache, block_tables, seq_lens, out, part_out, part_max, part_sum, shape, split_tokens);
   } else {
-    paged_decode_attention_kernel<T, kHeadDim, 8, 8><<<grid, threads, 0, stream>>>(
+    paged_decode_attention_kernel<T, kHeadDim, 8, 8, 1><<<grid, threads, 0, stream>>>(
         q, k_cache, v_cache, block_tables, seq_lens, out, part_out, part_max, part_sum, shape, split_tokens);
   }
 }
