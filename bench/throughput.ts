@@ -77,7 +77,7 @@ export async function runThroughputBench(input: ThroughputOptionsInput, log: (li
     benchmark: 'throughput',
     engine: 'spindle',
     deviceName: deviceNameFor(run.device),
-    machine: machineInfo(),
+    machine: machineWithCommit(),
     options: o,
     engineConfig,
     model: { name: model.name, isDummy: model.weights.kind === 'dummy', config: model.config },
@@ -92,6 +92,13 @@ export async function runThroughputBench(input: ThroughputOptionsInput, log: (li
   log(formatResult(result));
   log(`wrote ${path.relative(process.cwd(), jsonPath)} and ${path.relative(process.cwd(), svgPath)}`);
   return { result, jsonPath, svgPath };
+}
+
+/** The GPU machine's copy of the tree has no .git: gpu-run.sh passes the commit in SPINDLE_GIT_COMMIT. */
+function machineWithCommit(): ReturnType<typeof machineInfo> {
+  const machine = machineInfo();
+  const fromEnv = process.env.SPINDLE_GIT_COMMIT;
+  return machine.gitCommit === 'unknown' && fromEnv ? { ...machine, gitCommit: fromEnv } : machine;
 }
 
 /** `--compare SPINDLE.json HF.json`: prints both and records the comparison in Spindle's JSON. */
