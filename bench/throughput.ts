@@ -6,7 +6,7 @@
  *
  *   npx tsx bench/throughput.ts --load-format dummy --preset tiny --device cpu --num-prompts 50
  *   npx tsx bench/throughput.ts --compare bench/results/throughput-X.json hf.json
- * `spindle bench throughput` calls runThroughputBench.
+ * `spindle bench throughput ARGS` calls run(ARGS); libraries call runThroughputBench(options).
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -109,7 +109,8 @@ export function compareResults(spindlePath: string, hfPath: string, log: (line: 
   log(formatComparison(spindle, comparison));
 }
 
-async function main(argv: string[]): Promise<void> {
+/** The command line (`spindle bench throughput ARGS` calls this). */
+export async function run(argv: string[]): Promise<void> {
   if (argv[0] === '--compare') {
     if (argv.length !== 3) throw new Error('usage: tsx bench/throughput.ts --compare SPINDLE.json HF.json');
     compareResults(argv[1], argv[2]);
@@ -124,7 +125,7 @@ async function main(argv: string[]): Promise<void> {
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  main(process.argv.slice(2)).catch((err: unknown) => {
+  run(process.argv.slice(2)).catch((err: unknown) => {
     console.error(err instanceof Error ? err.message : err);
     process.exit(1);
   });
