@@ -3,10 +3,10 @@
  * config, located tensors, tokenizer directory and the special token ids generation needs.
  */
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { readModelConfig, toIdList } from './model-config.ts';
+import { readJsonFile } from './json-file.ts';
 import { getPreset, tokenizerPackageDir } from './presets.ts';
 import type { ModelSource } from './types.ts';
 import { locateTensors } from './weights.ts';
@@ -25,18 +25,7 @@ type GenerationConfig = z.infer<typeof generationConfigSchema>;
 /** generation_config.json is optional; when present it must be valid. */
 async function readGenerationConfig(file: string): Promise<GenerationConfig | null> {
   if (!existsSync(file)) return null;
-  let json: unknown;
-  try {
-    json = JSON.parse(await readFile(file, 'utf8'));
-  } catch (err) {
-    throw new Error(`${file}: invalid JSON (${err instanceof Error ? err.message : String(err)})`);
-  }
-  const parsed = generationConfigSchema.safeParse(json);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new Error(`${file}: field '${issue?.path.join('.') ?? ''}': ${issue?.message ?? 'invalid'}`);
-  }
-  return parsed.data;
+  return readJsonFile(file, generationConfigSchema);
 }
 
 export interface LoadModelOptions {

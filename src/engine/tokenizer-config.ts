@@ -3,9 +3,9 @@
  * (the server renders it with @huggingface/jinja; the engine only hands it over).
  */
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
+import { readJsonFile } from './json-file.ts';
 
 export interface ChatTemplate {
   template: string;
@@ -34,20 +34,10 @@ function tokenText(token: z.infer<typeof specialToken>): string {
 export async function readChatTemplate(tokenizerDir: string): Promise<ChatTemplate | null> {
   const file = path.join(tokenizerDir, 'tokenizer_config.json');
   if (!existsSync(file)) return null;
-  let json: unknown;
-  try {
-    json = JSON.parse(await readFile(file, 'utf8'));
-  } catch (err) {
-    throw new Error(`${file}: invalid JSON (${err instanceof Error ? err.message : String(err)})`);
-  }
-  const parsed = tokenizerConfigSchema.safeParse(json);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new Error(`${file}: field '${issue?.path.join('.') ?? ''}': ${issue?.message ?? 'invalid'}`);
-  }
-  const raw = parsed.data.chat_template;
+  const config = await readJsonFile(file, tokenizerConfigSchema);
+  const raw = config.chat_template;
   if (raw === undefined || raw === null) return null;
   const template = typeof raw === 'string' ? raw : (raw.find((t) => t.name === 'default') ?? raw[0])?.template;
   if (template === undefined) return null;
-  return { template, bosToken: tokenText(parsed.data.bos_token), eosToken: tokenText(parsed.data.eos_token) };
+  return { template, bosToken: tokenText(config.bos_token), eosToken: tokenText(config.eos_token) };
 }

@@ -5,9 +5,10 @@
  * bad file fails with a message naming the file and the tensor, not inside native code.
  */
 import { existsSync } from 'node:fs';
-import { open, readFile, stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
+import { readJsonFile } from './json-file.ts';
 import type { NativeModelConfig, NativeTensorSource } from './native.ts';
 
 export type TensorDType = NativeTensorSource['dtype'];
@@ -121,15 +122,7 @@ async function tensorFiles(dir: string): Promise<{ fileOf: (name: string) => str
   const single = path.join(dir, 'model.safetensors');
   const indexFile = path.join(dir, 'model.safetensors.index.json');
   if (existsSync(indexFile)) {
-    let json: unknown;
-    try {
-      json = JSON.parse(await readFile(indexFile, 'utf8'));
-    } catch (err) {
-      throw new Error(`${indexFile}: invalid JSON (${err instanceof Error ? err.message : String(err)})`);
-    }
-    const parsed = indexSchema.safeParse(json);
-    if (!parsed.success) throw new Error(`${indexFile}: field 'weight_map': ${parsed.error.issues[0]?.message ?? 'invalid'}`);
-    const map = parsed.data.weight_map;
+    const map = (await readJsonFile(indexFile, indexSchema)).weight_map;
     // Shards live beside the index: a name with a directory part is corrupt (or hostile).
     for (const [tensor, shard] of Object.entries(map)) {
       if (path.basename(shard) !== shard || shard === '..' || shard === '.') {
