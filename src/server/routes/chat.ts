@@ -1,16 +1,15 @@
 /** POST /v1/chat/completions: chat through the model's template, streamed (SSE) or whole. */
-import { randomUUID } from 'node:crypto';
 import { Hono } from 'hono';
 import type { FinishReason } from '../../engine/types.ts';
 import { type AppContext, resolveModelName } from '../context.ts';
 import { badRequest } from '../errors.ts';
-import { type ChoiceEvent, GenerationJob } from '../generation.ts';
+import type { ChoiceEvent } from '../generation.ts';
+import { respondWithJob } from '../job-response.ts';
 import { type ChatTokenLogprob, chatLogprobs } from '../logprobs.ts';
 import { resolveChatPrompt } from '../prompt.ts';
 import { parseJsonBody } from '../request-body.ts';
 import { paramsForSample, resolveMaxTokens, toSamplingParams } from '../sampling.ts';
 import { chatRequestSchema } from '../schemas.ts';
-import { streamJob } from '../sse.ts';
 
 /** Per-choice state while a job runs: whether the role went out, accumulated output. */
 class ChatChoices {
@@ -76,65 +75,39 @@ export function chatRoutes(ctx: AppContext): Hono {
       promptTokenIds: prompt.tokenIds,
       params: paramsForSample(params, sampleIndex),
     }));
-    const release = ctx.lifecycle.begin();
-    let job: GenerationJob;
-    try {
-      job = await GenerationJob.start(ctx.engine, ctx.metrics, `chatcmpl-${randomUUID()}`, specs, arrivalMs);
-    } catch (err) {
-      release();
-      throw err;
-    }
-    const id = `chatcmpl-${randomUUID().replaceAll('-', '')}`;
-    const created = Math.floor(Date.now() / 1000);
     const choices = new ChatChoices(ctx, n, numTopLogprobs);
-    const usageOf = () => {
-      const usage = job.usage;
-      return { prompt_tokens: usage.promptTokens, completion_tokens: usage.completionTokens, total_tokens: usage.promptTokens + usage.completionTokens };
-    };
-
-    if (body.stream) {
-      return streamJob(job, {
-        async chunkOf(event) {
-          const logprobs = await choices.apply(event);
-          const { index, delta } = event;
-          const finishReason = delta.finishReason ?? null;
-          if (delta.text === '' && logprobs === null && finishReason === null) return null;
-          // The role goes out with the choice's first token, never in a chunk of its own.
-          const role = choices.hasSentRole[index] ? {} : { role: 'assistant' as const };
-          choices.hasSentRole[index] = true;
-          return {
-            id, object: 'chat.completion.chunk', created, model,
-            choices: [{
-              index,
-              delta: { ...role, content: delta.text },
-              logprobs: logprobs === null ? null : { content: logprobs },
-              finish_reason: finishReason,
-              stop_reason: finishReason ? (delta.stopReason ?? null) : null,
-            }],
-          };
-        },
-        usageChunk: body.stream_options?.include_usage ? () => ({ id, object: 'chat.completion.chunk', created, model, choices: [], usage: usageOf() }) : null,
-      }, { signal: c.req.raw.signal, describeError: ctx.describeError, onEnd: release });
-    }
-
-    const onAbort = () => job.abort();
-    c.req.raw.signal.addEventListener('abort', onAbort);
-    try {
-      for await (const event of job.events()) await choices.apply(event);
-    } finally {
-      c.req.raw.signal.removeEventListener('abort', onAbort);
-      release();
-    }
-    return c.json({
-      id, object: 'chat.completion', created, model,
-      choices: choices.texts.map((text, index) => ({
-        index,
-        message: { role: 'assistant', content: text },
-        logprobs: numTopLogprobs === null ? null : { content: choices.logprobs[index] },
-        finish_reason: choices.finishReasons[index],
-        stop_reason: choices.stopReasons[index],
-      })),
-      usage: usageOf(),
+    return respondWithJob(c, ctx, {
+      idPrefix: 'chatcmpl',
+      model,
+      specs,
+      arrivalMs,
+      stream: body.stream ? { chunkObject: 'chat.completion.chunk', includeUsage: body.stream_options?.include_usage ?? false } : null,
+      async applyEvent(event) {
+        const logprobs = await choices.apply(event);
+        const { index, delta } = event;
+        const finishReason = delta.finishReason ?? null;
+        if (delta.text === '' && logprobs === null && finishReason === null) return null;
+        // The role goes out with the choice's first token, never in a chunk of its own.
+        const role = choices.hasSentRole[index] ? {} : { role: 'assistant' as const };
+        choices.hasSentRole[index] = true;
+        return {
+          index,
+          delta: { ...role, content: delta.text },
+          logprobs: logprobs === null ? null : { content: logprobs },
+          finish_reason: finishReason,
+          stop_reason: finishReason ? (delta.stopReason ?? null) : null,
+        };
+      },
+      wholeBody: () => ({
+        object: 'chat.completion',
+        choices: choices.texts.map((text, index) => ({
+          index,
+          message: { role: 'assistant', content: text },
+          logprobs: numTopLogprobs === null ? null : { content: choices.logprobs[index] },
+          finish_reason: choices.finishReasons[index],
+          stop_reason: choices.stopReasons[index],
+        })),
+      }),
     });
   });
   return routes;

@@ -1,16 +1,15 @@
 /** POST /v1/completions: text completions, streamed (SSE) or whole. */
-import { randomUUID } from 'node:crypto';
 import { Hono } from 'hono';
 import type { FinishReason } from '../../engine/types.ts';
 import { type AppContext, resolveModelName } from '../context.ts';
 import { badRequest } from '../errors.ts';
-import { type ChoiceEvent, type ChoiceSpec, GenerationJob } from '../generation.ts';
+import type { ChoiceEvent, ChoiceSpec } from '../generation.ts';
+import { respondWithJob } from '../job-response.ts';
 import { type CompletionLogprobs, completionLogprobs, mergeCompletionLogprobs } from '../logprobs.ts';
 import { type ResolvedPrompt, resolveCompletionPrompts } from '../prompt.ts';
 import { parseJsonBody } from '../request-body.ts';
 import { paramsForSample, resolveMaxTokens, toSamplingParams } from '../sampling.ts';
 import { type CompletionRequest, completionRequestSchema } from '../schemas.ts';
-import { streamJob } from '../sse.ts';
 
 /** vLLM's default for /v1/completions when max_tokens is not given. */
 const DEFAULT_COMPLETION_MAX_TOKENS = 16;
@@ -96,55 +95,29 @@ export function completionsRoutes(ctx: AppContext): Hono {
         return prompts[spec.promptIndex].text ?? (await ctx.engine.detokenize(spec.promptTokenIds));
       }),
     );
-    const release = ctx.lifecycle.begin();
-    let job: GenerationJob;
-    try {
-      job = await GenerationJob.start(ctx.engine, ctx.metrics, `cmpl-${randomUUID()}`, specs, arrivalMs);
-    } catch (err) {
-      release();
-      throw err;
-    }
-    const id = `cmpl-${randomUUID().replaceAll('-', '')}`;
-    const created = Math.floor(Date.now() / 1000);
     const choices = new CompletionChoices(ctx, echoTexts, body.logprobs !== null && body.logprobs !== undefined);
-    const usageOf = () => {
-      const usage = job.usage;
-      return { prompt_tokens: usage.promptTokens, completion_tokens: usage.completionTokens, total_tokens: usage.promptTokens + usage.completionTokens };
-    };
-
-    if (body.stream) {
-      return streamJob(job, {
-        async chunkOf(event) {
-          const { text, logprobs } = await choices.apply(event);
-          const finishReason = event.delta.finishReason ?? null;
-          if (text === '' && logprobs === null && finishReason === null) return null;
-          return {
-            id, object: 'text_completion', created, model,
-            choices: [{ index: event.index, text, logprobs, finish_reason: finishReason, stop_reason: finishReason ? (event.delta.stopReason ?? null) : null }],
-          };
-        },
-        usageChunk: body.stream_options?.include_usage ? () => ({ id, object: 'text_completion', created, model, choices: [], usage: usageOf() }) : null,
-      }, { signal: c.req.raw.signal, describeError: ctx.describeError, onEnd: release });
-    }
-
-    const onAbort = () => job.abort();
-    c.req.raw.signal.addEventListener('abort', onAbort);
-    try {
-      for await (const event of job.events()) await choices.apply(event);
-    } finally {
-      c.req.raw.signal.removeEventListener('abort', onAbort);
-      release();
-    }
-    return c.json({
-      id, object: 'text_completion', created, model,
-      choices: choices.texts.map((text, index) => ({
-        index,
-        text,
-        logprobs: choices.logprobs[index].length > 0 ? mergeCompletionLogprobs(choices.logprobs[index]) : null,
-        finish_reason: choices.finishReasons[index],
-        stop_reason: choices.stopReasons[index],
-      })),
-      usage: usageOf(),
+    return respondWithJob(c, ctx, {
+      idPrefix: 'cmpl',
+      model,
+      specs,
+      arrivalMs,
+      stream: body.stream ? { chunkObject: 'text_completion', includeUsage: body.stream_options?.include_usage ?? false } : null,
+      async applyEvent(event) {
+        const { text, logprobs } = await choices.apply(event);
+        const finishReason = event.delta.finishReason ?? null;
+        if (text === '' && logprobs === null && finishReason === null) return null;
+        return { index: event.index, text, logprobs, finish_reason: finishReason, stop_reason: finishReason ? (event.delta.stopReason ?? null) : null };
+      },
+      wholeBody: () => ({
+        object: 'text_completion',
+        choices: choices.texts.map((text, index) => ({
+          index,
+          text,
+          logprobs: choices.logprobs[index].length > 0 ? mergeCompletionLogprobs(choices.logprobs[index]) : null,
+          finish_reason: choices.finishReasons[index],
+          stop_reason: choices.stopReasons[index],
+        })),
+      }),
     });
   });
   return routes;

@@ -1,0 +1,78 @@
+/**
+ * What the chat and completions routes do alike once their choices are specified: start the job
+ * while holding a lifecycle slot (so draining waits for it), then answer either as an SSE stream of
+ * chunks or, after every event was applied, as one JSON body, both with OpenAI's id, created,
+ * model and usage fields. The routes keep what differs: their per-choice state and choice shapes.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Context } from 'hono';
+import type { AppContext } from './context.ts';
+import { type ChoiceEvent, type ChoiceSpec, GenerationJob } from './generation.ts';
+import { streamJob } from './sse.ts';
+
+export interface OpenAiUsage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+}
+
+export interface JobResponseOptions {
+  /** 'chatcmpl' or 'cmpl': prefixes the response id and the engine's request ids. */
+  idPrefix: string;
+  /** The model name reported back. */
+  model: string;
+  specs: ChoiceSpec[];
+  /** performance.now() when the request arrived (latency metrics start there). */
+  arrivalMs: number;
+  /** null for one JSON body; else the chunks' object type and whether a usage chunk ends them. */
+  stream: { chunkObject: string; includeUsage: boolean } | null;
+  /**
+   * Records one event in the route's per-choice state and returns the choice entry of its stream
+   * chunk, or null to send no chunk (an empty, unfinished delta). Not streaming, the entry is unused.
+   */
+  applyEvent(event: ChoiceEvent): Promise<object | null>;
+  /** The whole body's object type and choices, once every event has been applied. */
+  wholeBody(): { object: string; choices: object[] };
+}
+
+function usageOf(job: GenerationJob): OpenAiUsage {
+  const { promptTokens, completionTokens } = job.usage;
+  return { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
+}
+
+/** Starts the request's job and answers it, streamed or whole. */
+export async function respondWithJob(c: Context, ctx: AppContext, options: JobResponseOptions): Promise<Response> {
+  const release = ctx.lifecycle.begin();
+  let job: GenerationJob;
+  try {
+    job = await GenerationJob.start(ctx.engine, ctx.metrics, `${options.idPrefix}-${randomUUID()}`, options.specs, options.arrivalMs);
+  } catch (err) {
+    release();
+    throw err;
+  }
+  const id = `${options.idPrefix}-${randomUUID().replaceAll('-', '')}`;
+  const created = Math.floor(Date.now() / 1000);
+  const { model, stream } = options;
+
+  if (stream) {
+    const object = stream.chunkObject;
+    return streamJob(job, {
+      async chunkOf(event) {
+        const choice = await options.applyEvent(event);
+        return choice === null ? null : { id, object, created, model, choices: [choice] };
+      },
+      usageChunk: stream.includeUsage ? () => ({ id, object, created, model, choices: [], usage: usageOf(job) }) : null,
+    }, { signal: c.req.raw.signal, describeError: ctx.describeError, onEnd: release });
+  }
+
+  const onAbort = () => job.abort();
+  c.req.raw.signal.addEventListener('abort', onAbort);
+  try {
+    for await (const event of job.events()) await options.applyEvent(event);
+  } finally {
+    c.req.raw.signal.removeEventListener('abort', onAbort);
+    release();
+  }
+  const { object, choices } = options.wholeBody();
+  return c.json({ id, object, created, model, choices, usage: usageOf(job) });
+}
