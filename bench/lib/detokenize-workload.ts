@@ -5,11 +5,12 @@
  * The same seed gives the same streams in every mode, so their texts can be compared.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 
 import { initialDetokState } from '../../src/workers/protocol.ts';
 import type { DetokItem, DetokParams, DetokResult, DetokState } from '../../src/workers/protocol.ts';
 import type { LoadedTokenizer } from '../../src/workers/tokenizer-loader.ts';
+import { seededRandom } from './seeded-random.ts';
+import { loadShareGpt, type ShareGptRow } from './sharegpt.ts';
 
 export type TokenSource = 'sharegpt' | 'random';
 
@@ -18,22 +19,11 @@ const MAX_PROMPT_TOKENS = 32;
 const MAX_OUTPUT_TOKENS = 512;
 const MIN_OUTPUT_TOKENS = 16;
 
-export interface ShareGptRecord {
-  prompt: string;
-  completion: string;
-}
+export type ShareGptRecord = Pick<ShareGptRow, 'prompt' | 'completion'>;
 
+/** The first `maxRecords` rows that have a completion to stream. */
 export function readShareGpt(file: string, maxRecords: number): ShareGptRecord[] {
-  const records: ShareGptRecord[] = [];
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    if (records.length >= maxRecords) break;
-    if (!line.trim()) continue;
-    const record = JSON.parse(line) as Partial<ShareGptRecord>;
-    if (typeof record.prompt === 'string' && typeof record.completion === 'string' && record.completion.length > 0) {
-      records.push({ prompt: record.prompt, completion: record.completion });
-    }
-  }
-  return records;
+  return loadShareGpt(file).filter((row) => row.completion.length > 0).slice(0, maxRecords);
 }
 
 interface StreamSpec {
@@ -41,21 +31,9 @@ interface StreamSpec {
   output: number[];
 }
 
-/** mulberry32 */
-function makeRng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Token streams for one tokenizer and source, tokenized once up front (not timed). */
 export function buildStreams(tokenizer: LoadedTokenizer, source: TokenSource, records: ShareGptRecord[] | null, count: number): StreamSpec[] {
-  const rng = makeRng(source === 'sharegpt' ? 17 : 29);
+  const rng = seededRandom(source === 'sharegpt' ? 17 : 29);
   const streams: StreamSpec[] = [];
   if (source === 'sharegpt') {
     if (!records || records.length === 0) throw new Error('the sharegpt source needs --dataset records');

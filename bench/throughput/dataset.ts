@@ -6,8 +6,8 @@
  * A request is prompt token ids + the number of tokens to generate; the same list is written
  * to JSON for bench/hf_baseline.py so that both engines run identical inputs.
  */
-import { readFileSync } from 'node:fs';
-import { z } from 'zod';
+import type { ShareGptRow } from '../lib/sharegpt.ts';
+import { seededRandom } from '../lib/seeded-random.ts';
 
 export interface BenchRequest {
   /** ShareGPT id, or `random-<i>`. */
@@ -35,36 +35,9 @@ export function isKeptByShareGptFilter(promptLen: number, outputLen: number): bo
   return promptLen <= SHAREGPT_FILTER.maxPromptLen && promptLen + outputLen <= SHAREGPT_FILTER.maxTotalLen;
 }
 
-const ShareGptRow = z.object({ id: z.string(), prompt: z.string(), completion: z.string() });
-export type ShareGptRow = z.infer<typeof ShareGptRow>;
-
-/** Reads /work/shared/data/sharegpt.jsonl (one {id, prompt, completion} per line). */
-export function loadShareGpt(path: string): ShareGptRow[] {
-  const lines = readFileSync(path, 'utf8').split('\n');
-  const rows: ShareGptRow[] = [];
-  lines.forEach((line, index) => {
-    if (line.trim() === '') return;
-    const parsed = ShareGptRow.safeParse(JSON.parse(line));
-    if (!parsed.success) throw new Error(`${path}:${index + 1}: not a {id, prompt, completion} row: ${parsed.error.message}`);
-    rows.push(parsed.data);
-  });
-  return rows;
-}
-
-/**
- * Small seeded generator (mulberry32): the selection must be the same on every machine and
- * in every language that reads the requests file, so it cannot depend on Math.random.
- */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// Re-exported: the throughput CLI and its tests take the workload's whole toolset from here.
+export { loadShareGpt, type ShareGptRow } from '../lib/sharegpt.ts';
+export { seededRandom };
 
 /** Fisher–Yates over 0..n-1 with the seeded generator. */
 export function shuffledIndices(n: number, seed: number): number[] {

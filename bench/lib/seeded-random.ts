@@ -1,0 +1,14 @@
+/**
+ * Small seeded generator (mulberry32) in [0, 1): benchmark workloads and test inputs must be the
+ * same on every machine and in every language that reads them, so they cannot use Math.random.
+ */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
