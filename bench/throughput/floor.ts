@@ -7,21 +7,14 @@
  *          2·2·heads·headDim per (query, key) pair.
  * A step can do no better than max(bytes / bandwidth, FLOPs / rate).
  */
+import type { NativeModelConfig } from '../../src/engine/native.ts';
 import type { BenchRequest } from './dataset.ts';
 
-/** The shape fields of NativeModelConfig that the arithmetic needs. */
-export interface ModelShape {
-  hiddenSize: number;
-  intermediateSize: number;
-  numLayers: number;
-  numHeads: number;
-  numKvHeads: number;
-  headDim: number;
-  vocabSize: number;
-  tieWordEmbeddings: boolean;
-  attentionBias: boolean;
-  qkNorm: boolean;
-}
+/** The shape fields of the model config that the arithmetic needs. */
+export type ModelShape = Pick<
+  NativeModelConfig,
+  'hiddenSize' | 'intermediateSize' | 'numLayers' | 'numHeads' | 'numKvHeads' | 'headDim' | 'vocabSize' | 'tieWordEmbeddings' | 'attentionBias' | 'qkNorm'
+>;
 
 export interface DeviceCeilings {
   deviceName: string;
