@@ -19,21 +19,13 @@ import { createBatch, readResult, ResultTiming, type BatchShape } from '../../sr
 import { readModelConfig } from '../../src/engine/model-config.ts';
 import { loadNative, type NativeExecutor, type NativeExecutorOptions, type NativeModelConfig } from '../../src/engine/native.ts';
 import { locateTensors } from '../../src/engine/weights.ts';
+import { cudaSkipReason } from './cuda-device.ts';
 import { relativeL2 } from './greedy-driver.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const storiesDir = path.join(path.resolve(repoRoot, '../shared'), 'models/stories260K-hf');
 
-function skipReason(): string {
-  try {
-    const native = loadNative();
-    if (native.cudaDeviceCount() === 0) return `no CUDA device (${native.cudaUnavailableReason()})`;
-  } catch (err) {
-    return err instanceof Error ? err.message : String(err);
-  }
-  return '';
-}
-const reason = skipReason();
+const reason = cudaSkipReason();
 if (reason) console.warn(`test/gpu/executor-cuda.test.ts skipped: ${reason}`);
 
 interface Feed {

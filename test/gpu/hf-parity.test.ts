@@ -15,6 +15,7 @@ import { describe, expect, it } from 'vitest';
 import { readModelConfig } from '../../src/engine/model-config.ts';
 import { loadNative, type NativeExecutor } from '../../src/engine/native.ts';
 import { locateTensors } from '../../src/engine/weights.ts';
+import { cudaSkipReason } from './cuda-device.ts';
 import { blocksPerSeq, relativeL2, runGreedy, teacherForcedLogits } from './greedy-driver.ts';
 
 interface ReferenceCase {
@@ -34,13 +35,8 @@ const TOP_N = 5;
 const refDir = process.env.SPINDLE_HF_REF_DIR ?? '';
 
 function skipReason(): string {
-  let native;
-  try {
-    native = loadNative();
-  } catch (err) {
-    return err instanceof Error ? err.message : String(err);
-  }
-  if (native.cudaDeviceCount() === 0) return `no CUDA device (${native.cudaUnavailableReason()})`;
+  const deviceReason = cudaSkipReason();
+  if (deviceReason) return deviceReason;
   if (!refDir || !existsSync(path.join(refDir, 'manifest.json'))) return 'SPINDLE_HF_REF_DIR has no manifest.json: run python3 test/gpu/hf_reference.py DIR first';
   return '';
 }

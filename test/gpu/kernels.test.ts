@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadNative } from '../../src/engine/native.ts';
+import { cudaSkipReason } from './cuda-device.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const KERNEL_SOURCES = [
@@ -37,12 +37,8 @@ interface Check {
 }
 
 function skipReason(): string {
-  try {
-    const native = loadNative();
-    if (native.cudaDeviceCount() === 0) return `no CUDA device (${native.cudaUnavailableReason()})`;
-  } catch (err) {
-    return err instanceof Error ? err.message : String(err);
-  }
+  const deviceReason = cudaSkipReason();
+  if (deviceReason) return deviceReason;
   if (spawnSync('nvcc', ['--version']).status !== 0) return 'nvcc not found';
   return '';
 }

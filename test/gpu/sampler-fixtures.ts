@@ -5,6 +5,7 @@
  */
 import { createBatch, readResult, type BatchShape, type ResultViews } from '../../src/engine/batch-layout.ts';
 import { loadNative } from '../../src/engine/native.ts';
+import { writeRowSampling } from '../native/row-sampling.ts';
 import type { RowParams } from './sampler-reference.ts';
 
 export interface CudaSampleOptions {
@@ -118,16 +119,7 @@ export function packBatch(rows: readonly RowParams[], skip: (s: number) => boole
   let offset = 0;
   rows.forEach((r, s) => {
     b.isSampled[s] = skip(s) ? 0 : 1;
-    b.temperature[s] = r.temperature;
-    b.topK[s] = r.topK;
-    b.topP[s] = r.topP;
-    b.minP[s] = r.minP;
-    b.presencePenalty[s] = r.presencePenalty;
-    b.frequencyPenalty[s] = r.frequencyPenalty;
-    b.repetitionPenalty[s] = r.repetitionPenalty;
-    b.rngKeyLo[s] = r.rngKeyLo;
-    b.rngKeyHi[s] = r.rngKeyHi;
-    b.numLogprobs[s] = r.numLogprobs;
+    writeRowSampling(b, s, r);
     b.penaltyOffsets[s] = offset;
     b.penaltyPromptLens[s] = r.promptLen;
     b.penaltyTokens.set(r.history, offset);

@@ -3,18 +3,9 @@
  * the CUDA sampler: penalties, temperature, log-softmax, top-N, and the kept set of the masks.
  * Tokens whose membership could flip under float32 rounding are reported as `ambiguous`.
  */
+import type { RowSamplingFields } from '../native/row-sampling.ts';
 
-export interface RowParams {
-  temperature: number;
-  topK: number;
-  topP: number;
-  minP: number;
-  presencePenalty: number;
-  frequencyPenalty: number;
-  repetitionPenalty: number;
-  rngKeyLo: number;
-  rngKeyHi: number;
-  numLogprobs: number;
+export interface RowParams extends RowSamplingFields {
   /** prompt + output token ids; the first promptLen are the prompt. */
   history: Int32Array;
   promptLen: number;

@@ -5,6 +5,7 @@
  */
 import { createBatch, type BatchShape, type BatchViews, type LogitsMode } from '../../src/engine/batch-layout.ts';
 import { loadNative, type NativeBinding, type NativeExecutorOptions, type NativeModelConfig } from '../../src/engine/native.ts';
+import { type RowSamplingFields, writeRowSampling } from './row-sampling.ts';
 
 export const native: NativeBinding = loadNative();
 
@@ -48,17 +49,7 @@ export function dummyOptions(overrides: Partial<NativeExecutorOptions> = {}): Na
 }
 
 /** Sampling settings of one row (batch-layout.ts names); defaults = plain sampling at T = 1. */
-export interface RowSampling {
-  temperature: number;
-  topK: number;
-  topP: number;
-  minP: number;
-  presencePenalty: number;
-  frequencyPenalty: number;
-  repetitionPenalty: number;
-  numLogprobs: number;
-  rngKeyLo: number;
-  rngKeyHi: number;
+export interface RowSampling extends RowSamplingFields {
   /** Penalty history: prompt tokens, then output tokens. */
   promptTokens: number[];
   outputTokens: number[];
@@ -122,16 +113,7 @@ export function buildBatch(seqs: SeqInput[], blockSize: number, maxTopLogprobs =
     b.blockTables.set(seq.blockIds, s * shape.maxBlocksPerSeq);
     b.isSampled[s] = seq.isSampled === false ? 0 : 1;
     const r = rows[s];
-    b.temperature[s] = r.temperature;
-    b.topK[s] = r.topK;
-    b.topP[s] = r.topP;
-    b.minP[s] = r.minP;
-    b.presencePenalty[s] = r.presencePenalty;
-    b.frequencyPenalty[s] = r.frequencyPenalty;
-    b.repetitionPenalty[s] = r.repetitionPenalty;
-    b.rngKeyLo[s] = r.rngKeyLo;
-    b.rngKeyHi[s] = r.rngKeyHi;
-    b.numLogprobs[s] = r.numLogprobs;
+    writeRowSampling(b, s, r);
     b.penaltyOffsets[s] = penalty;
     b.penaltyPromptLens[s] = r.promptTokens.length;
     for (const id of [...r.promptTokens, ...r.outputTokens]) b.penaltyTokens[penalty++] = id;
