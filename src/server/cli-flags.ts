@@ -44,6 +44,9 @@ export const ENGINE_FLAGS: FlagTable = {
   seed: { kind: 'int', min: 0, help: 'Seed of the sampling streams and of dummy weights', defaultText: '0' },
   device: { kind: 'string', choices: ['cpu', 'cuda'], help: 'Where the model runs', defaultText: 'cuda when a GPU is present, else cpu (demo model: cpu)' },
   'detokenizer-workers': { kind: 'int', min: 1, max: 64, help: 'Worker threads that detokenize in parallel with the step loop', defaultText: '2' },
+  // vLLM spells the pair as one argparse BooleanOptionalAction; Node 20's parseArgs has no negation.
+  'enable-prefix-caching': { kind: 'boolean', help: 'Reuse the KV blocks of a prompt prefix that an earlier request computed', defaultText: 'on' },
+  'no-enable-prefix-caching': { kind: 'boolean', help: 'Turn prefix caching off' },
 };
 
 export const SERVE_FLAGS: FlagTable = {
@@ -65,6 +68,15 @@ export const GENERATE_FLAGS: FlagTable = {
   json: { kind: 'boolean', help: 'Print one JSON object per prompt instead of plain text' },
   ...ENGINE_FLAGS,
 };
+
+/** --enable-prefix-caching / --no-enable-prefix-caching → the engine option (undefined: its default, on). */
+export function prefixCachingOf(values: Readonly<Record<string, FlagValue | undefined>>): boolean | undefined {
+  const isOn = values['enable-prefix-caching'] === true;
+  const isOff = values['no-enable-prefix-caching'] === true;
+  if (isOn && isOff) throw new CliUsageError('--enable-prefix-caching and --no-enable-prefix-caching contradict each other');
+  if (isOn) return true;
+  return isOff ? false : undefined;
+}
 
 export type FlagValue = string | number | boolean | string[];
 

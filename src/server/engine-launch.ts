@@ -30,6 +30,8 @@ export interface EngineFlags {
   /** KV cache blocks (--num-kv-blocks); sizes the CPU cache, overrides the GPU's profile. */
   numKvBlocks?: number;
   detokenizerWorkers?: number;
+  /** undefined: the engine's default (on, as in vLLM v1). */
+  enablePrefixCaching?: boolean;
 }
 
 export interface LaunchedEngine {
@@ -101,6 +103,7 @@ export async function launchEngine(flags: EngineFlags, log: (line: string) => vo
     gpuMemoryUtilization: flags.gpuMemoryUtilization,
     numBlocks: flags.numKvBlocks,
     detokenizerWorkers: flags.detokenizerWorkers,
+    enablePrefixCaching: flags.enablePrefixCaching,
   };
   log(`loading ${isDemo ? 'the demo model' : source.name} on ${device}`);
   const engine = await Engine.create(options);
