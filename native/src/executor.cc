@@ -219,6 +219,8 @@ void ValidateStepBatch(const StepBatch& b, const ExecutorConfig& c, int32_t num_
     const int32_t po0 = b.penalty_offsets[s], po1 = b.penalty_offsets[s + 1];
     if (po0 < 0 || po1 < po0 || po1 > b.num_penalty_tokens) fail(seq + "penaltyOffsets out of order or past numPenaltyTokens");
     if (b.penalty_prompt_lens[s] < 0 || b.penalty_prompt_lens[s] > po1 - po0) fail(seq + "penaltyPromptLens out of range");
+    const int32_t bo0 = b.banned_offsets[s], bo1 = b.banned_offsets[s + 1];
+    if (bo0 < 0 || bo1 < bo0 || bo1 > b.num_banned_tokens) fail(seq + "bannedOffsets out of order or past numBannedTokens");
     if (!b.is_sampled[s]) continue;
     const float t = b.temperature[s], p = b.top_p[s], mp = b.min_p[s], rp = b.repetition_penalty[s];
     if (!(t >= 0) || !std::isfinite(t)) fail(seq + "temperature must be finite and >= 0");
@@ -230,6 +232,12 @@ void ValidateStepBatch(const StepBatch& b, const ExecutorConfig& c, int32_t num_
   }
   for (int32_t i = 0; i < b.num_penalty_tokens; ++i) {
     if (b.penalty_tokens[i] < 0 || b.penalty_tokens[i] >= m.vocab_size) fail("penaltyTokens[" + std::to_string(i) + "]: " + CountRange("token id", b.penalty_tokens[i], m.vocab_size));
+  }
+  if (b.banned_offsets[0] != 0 || b.banned_offsets[b.num_seqs] != b.num_banned_tokens) {
+    fail("bannedOffsets must start at 0 and end at numBannedTokens");
+  }
+  for (int32_t i = 0; i < b.num_banned_tokens; ++i) {
+    if (b.banned_tokens[i] < 0 || b.banned_tokens[i] >= m.vocab_size) fail("bannedTokens[" + std::to_string(i) + "]: " + CountRange("token id", b.banned_tokens[i], m.vocab_size));
   }
 }
 

@@ -3,6 +3,10 @@
 // header-only, branch-light and usable from CUDA device code (SPINDLE_HD).
 //
 // The order of operations on one sampled row (vLLM semantics):
+//   0. banned ids (the batch's bannedTokens of the row: min_tokens not yet reached bans the
+//      stop ids and EOS ids) get logit -inf; the steps below keep -inf, so a banned id is
+//      never drawn and its logprob is -inf. CPU: cpu/sampler.cc; CUDA: cuda/token_bans.cu,
+//      run on the logits before the sampler.
 //   1. repetition penalty over prompt + output tokens (each distinct token once):
 //        logit > 0 ? logit / r : logit * r
 //   2. presence / frequency penalties over output tokens only:

@@ -29,6 +29,10 @@
  *   penaltyOffsets    i32 [numSeqs + 1]      row s's history is penaltyTokens[po[s], po[s+1])
  *   penaltyPromptLens i32 [numSeqs]          the first penaltyPromptLens[s] of it are prompt tokens
  *   penaltyTokens     i32 [numPenaltyTokens] prompt + output tokens, only for rows with penalties
+ *   bannedOffsets     i32 [numSeqs + 1]      row s's banned ids are bannedTokens[bo[s], bo[s+1])
+ *   bannedTokens      i32 [numBannedTokens]  token ids whose logits are set to -inf for row s before
+ *                                            penalties and temperature (min_tokens: the stop ids and,
+ *                                            unless ignore_eos, the EOS ids, as vLLM)
  *
  * STEP RESULT = header f32[8] (timings, ms), then:
  *   sampledTokenIds   i32 [numSeqs]          -1 where isSampled = 0
@@ -54,6 +58,7 @@ export const BatchHeader = {
   maxTopLogprobs: 4,
   logitsMode: 5,
   numPenaltyTokens: 6,
+  numBannedTokens: 7,
 } as const;
 
 /** Header slots of the step result (float32 indices), all in milliseconds. */
@@ -79,6 +84,8 @@ export interface BatchShape {
   maxTopLogprobs: number;
   logitsMode: LogitsMode;
   numPenaltyTokens: number;
+  /** Length of bannedTokens; absent = 0 (a batch that bans nothing). */
+  numBannedTokens?: number;
 }
 
 type ColumnKind = 'i32' | 'u32' | 'f32';
@@ -110,6 +117,8 @@ export const BATCH_COLUMNS = [
   ['penaltyOffsets', 'i32', perSeqPlusOne],
   ['penaltyPromptLens', 'i32', perSeq],
   ['penaltyTokens', 'i32', (s: BatchShape) => s.numPenaltyTokens],
+  ['bannedOffsets', 'i32', perSeqPlusOne],
+  ['bannedTokens', 'i32', (s: BatchShape) => s.numBannedTokens ?? 0],
 ] as const satisfies ReadonlyArray<readonly [string, ColumnKind, Length]>;
 
 type ColumnSpec = (typeof BATCH_COLUMNS)[number];
@@ -147,6 +156,7 @@ export function createBatch(shape: BatchShape, reuse?: ArrayBuffer): BatchViews 
   header[BatchHeader.maxTopLogprobs] = shape.maxTopLogprobs;
   header[BatchHeader.logitsMode] = shape.logitsMode;
   header[BatchHeader.numPenaltyTokens] = shape.numPenaltyTokens;
+  header[BatchHeader.numBannedTokens] = shape.numBannedTokens ?? 0;
   const views: Record<string, Int32Array | Uint32Array | Float32Array | ArrayBuffer> = { header, buffer };
   let offset = BATCH_HEADER_INTS * 4;
   for (const [name, kind, length] of BATCH_COLUMNS) {

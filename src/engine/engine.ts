@@ -85,7 +85,7 @@ export class Engine implements EngineClient {
     this.eosTokenIds = new Set(config.model.eosTokenIds);
     this.blockManager = new BlockManager(parts.executor.numBlocks, config.blockSize, config.enablePrefixCaching);
     this.scheduler = new Scheduler(config, this.blockManager);
-    this.packer = new StepBatchPacker(config.blockSize, new RngStream(config.seed));
+    this.packer = new StepBatchPacker(config.blockSize, new RngStream(config.seed), config.model.eosTokenIds);
     this.detok = new DetokDispatcher(parts.pool, this.detokSink());
     this.timings = new StepTimingRing(config.stepTimingsCapacity);
     this.loopDone = this.runLoop();

@@ -8,6 +8,9 @@
  *   seqLens, isSampled, sampling and rng columns                           (numSeqs)
  *   blockTables                      numSeqs rows of maxBlocksPerSeq, padded with 0
  *   penalty columns                  token history of sampled rows with non-neutral penalties only
+ *   banned columns                   min_tokens (vLLM): while a sampled row has fewer output tokens
+ *                                    than minTokens, its stop ids and (unless ignore_eos) the EOS
+ *                                    ids get logit -inf, so none of them can be drawn yet
  *
  * The buffer is kept and reused while it is big enough (grown with headroom otherwise),
  * so a steady decode loop allocates nothing here.
@@ -15,6 +18,9 @@
 import { batchByteLength, createBatch, type BatchShape, type BatchViews, type LogitsMode } from './batch-layout.ts';
 import { splitMix64At, type RngStream, type U64 } from './rng.ts';
 import type { ScheduledSeq } from './scheduler.ts';
+import type { Sequence } from './sequence.ts';
+
+const NO_BANS: readonly number[] = Object.freeze([]);
 
 export interface PackedStep {
   views: BatchViews;
@@ -31,8 +37,21 @@ export class StepBatchPacker {
     private readonly blockSize: number,
     /** Keys of unseeded requests. */
     private readonly rng: RngStream,
+    /** The model's EOS ids (ModelSource.eosTokenIds), banned before min_tokens unless ignore_eos. */
+    private readonly eosTokenIds: readonly number[] = [],
     private readonly logitsMode: LogitsMode = 0,
   ) {}
+
+  /**
+   * Token ids `seq` may not draw next: none once it has minTokens output tokens (the token
+   * drawn now is output token numOutputTokens + 1, as vLLM's len(output) < min_tokens test).
+   */
+  bannedTokenIds(seq: Sequence): readonly number[] {
+    const p = seq.params;
+    if (seq.numOutputTokens >= p.minTokens) return NO_BANS;
+    const ids = p.ignoreEos ? p.stopTokenIds : [...p.stopTokenIds, ...this.eosTokenIds];
+    return ids.length === 0 ? NO_BANS : [...new Set(ids)];
+  }
 
   pack(rows: readonly ScheduledSeq[]): PackedStep {
     const shape = this.shapeOf(rows);
@@ -45,8 +64,10 @@ export class StepBatchPacker {
     const bs = this.blockSize;
     let tokenIndex = 0;
     let penaltyIndex = 0;
+    let bannedIndex = 0;
     v.queryStartLoc[0] = 0;
     v.penaltyOffsets[0] = 0;
+    v.bannedOffsets[0] = 0;
     for (let s = 0; s < rows.length; s++) {
       const { seq, numNewTokens, isSampled } = rows[s];
       const start = seq.numComputedTokens;
@@ -84,8 +105,10 @@ export class StepBatchPacker {
           for (let i = 0; i < ids.length; i++) v.penaltyTokens[penaltyIndex++] = ids[i];
           v.penaltyPromptLens[s] = seq.numPromptTokens;
         }
+        for (const id of this.bannedTokenIds(seq)) v.bannedTokens[bannedIndex++] = id;
       }
       v.penaltyOffsets[s + 1] = penaltyIndex;
+      v.bannedOffsets[s + 1] = bannedIndex;
     }
     return { views: v, shape, byteLength };
   }
@@ -95,13 +118,15 @@ export class StepBatchPacker {
     let maxBlocksPerSeq = 0;
     let maxTopLogprobs = 0;
     let numPenaltyTokens = 0;
+    let numBannedTokens = 0;
     for (const { seq, numNewTokens, isSampled } of rows) {
       numTokens += numNewTokens;
       maxBlocksPerSeq = Math.max(maxBlocksPerSeq, Math.ceil((seq.numComputedTokens + numNewTokens) / this.blockSize));
       if (!isSampled) continue;
       maxTopLogprobs = Math.max(maxTopLogprobs, seq.params.logprobs ?? 0);
       if (seq.hasPenalties) numPenaltyTokens += seq.numTokens;
+      numBannedTokens += this.bannedTokenIds(seq).length;
     }
-    return { numSeqs: rows.length, numTokens, maxBlocksPerSeq, maxTopLogprobs, logitsMode: this.logitsMode, numPenaltyTokens };
+    return { numSeqs: rows.length, numTokens, maxBlocksPerSeq, maxTopLogprobs, logitsMode: this.logitsMode, numPenaltyTokens, numBannedTokens };
   }
 }

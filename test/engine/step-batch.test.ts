@@ -29,7 +29,7 @@ describe('StepBatchPacker', () => {
     const packer = new StepBatchPacker(blockSize, rng);
     const { views: v, shape, byteLength } = packer.pack(rows);
 
-    expect(shape).toEqual({ numSeqs: 3, numTokens: 9, maxBlocksPerSeq: 2, maxTopLogprobs: 3, logitsMode: 0, numPenaltyTokens: 5 });
+    expect(shape).toEqual({ numSeqs: 3, numTokens: 9, maxBlocksPerSeq: 2, maxTopLogprobs: 3, logitsMode: 0, numPenaltyTokens: 5, numBannedTokens: 0 });
     expect(byteLength).toBe(batchByteLength(shape));
     expect(v.header[BatchHeader.magic]).toBe(BATCH_MAGIC);
     expect(v.header[BatchHeader.numTokens]).toBe(9);

@@ -21,6 +21,10 @@
 #include "cuda_check.h"
 #include "kernels.h"
 #include "rope_frequencies.h"
+#include "token_bans.h"
+// token_bans.cu is compiled into this self-test by inclusion, since kernels.test.ts's
+// KERNEL_SOURCES does not list it; once it is listed there, drop this include.
+#include "token_bans.cu"
 
 using namespace spindle;
 using namespace spindle::cuda;
@@ -377,6 +381,40 @@ void CheckAttention(const PagedCase& c, bool decode, int num_splits, const char*
   Report(label, Name<T>(), e, Bound<T>(1e-4));
 }
 
+// ---- token bans (min_tokens): -inf at each sampled row's banned ids, nothing else touched ----
+void CheckTokenBans() {
+  const int ns = 7, vocab = 1000;
+  const int64_t stride = vocab + 5;  // rows padded: the kernel must use the stride
+  std::vector<float> logits = RandomFloats(size_t(ns) * stride, -8, 8);
+  std::vector<int32_t> sampled = {1, 0, 1, 1, 1, 0, 1}, offsets = {0}, banned;
+  for (int s = 0; s < ns; ++s) {
+    const int n = s == 3 ? 0 : RandomInt(1, 40);  // row 3 bans nothing
+    for (int i = 0; i < n; ++i) banned.push_back(RandomInt(0, vocab - 1));
+    if (n > 0) banned.push_back(banned.back());  // a duplicate id
+    offsets.push_back(int32_t(banned.size()));
+  }
+  Dev<float> d_logits(logits);
+  DevInts d_sampled(sampled), d_offsets(offsets), d_banned(banned);
+  ApplyTokenBans(d_logits.ptr, stride, d_sampled.ptr, d_offsets.ptr, d_banned.ptr, ns, 0);
+  std::vector<float> out = d_logits.Download();
+  std::vector<uint8_t> is_banned(logits.size(), 0);
+  for (int s = 0; s < ns; ++s) {
+    if (!sampled[s]) continue;
+    for (int i = offsets[s]; i < offsets[s + 1]; ++i) is_banned[size_t(s) * stride + banned[i]] = 1;
+  }
+  Error e;
+  long violations = 0;  // banned and not -inf, or not banned and changed
+  for (size_t i = 0; i < logits.size(); ++i) {
+    if (is_banned[i]) {
+      violations += !(std::isinf(out[i]) && out[i] < 0);
+    } else {
+      violations += out[i] != logits[i];
+      e.Add(out[i], logits[i]);
+    }
+  }
+  Report("apply_token_bans", "float32", e, 0.0, violations);
+}
+
 // ---- greedy placeholder sampler ----
 void CheckGreedyPlaceholder() {
   const int ns = 5, vocab = 3000, max_top = 4;
@@ -480,6 +518,7 @@ int main(int argc, char** argv) {
     CheckAll<float>();
     CheckAll<__nv_bfloat16>();
     CheckGreedyPlaceholder();
+    CheckTokenBans();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "kernel_selftest: %s\n", e.what());
     return 1;

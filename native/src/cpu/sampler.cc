@@ -27,8 +27,15 @@ bool CandidateRanksBefore(const std::pair<float, int32_t>& a, const std::pair<fl
   return RanksBefore(a.first, a.second, b.first, b.second);
 }
 
-// Steps 1-2 of sampling_math.h: penalties from the row's token history.
-void ApplyPenalties(const StepBatch& b, int32_t s, const float* raw, RowScratch& sc) {
+// Step 0 of sampling_math.h: the row's banned ids (min_tokens) get logit -inf, which every
+// later step keeps (penalties, temperature and masks leave -inf as it is; its weight is 0).
+void ApplyTokenBans(const StepBatch& b, int32_t s, RowScratch& sc) {
+  for (int32_t i = b.banned_offsets[s]; i < b.banned_offsets[s + 1]; ++i) sc.logits[b.banned_tokens[i]] = -INFINITY;
+}
+
+// Steps 1-2 of sampling_math.h: penalties from the row's token history, applied to the
+// (already banned) logits in sc.logits.
+void ApplyPenalties(const StepBatch& b, int32_t s, RowScratch& sc) {
   const float rep = b.repetition_penalty[s], pres = b.presence_penalty[s], freq = b.frequency_penalty[s];
   if (rep == 1.f && pres == 0.f && freq == 0.f) return;
   const int32_t begin = b.penalty_offsets[s], end = b.penalty_offsets[s + 1];
@@ -40,7 +47,7 @@ void ApplyPenalties(const StepBatch& b, int32_t s, const float* raw, RowScratch&
     const int32_t id = tokens[i];
     if (sc.in_history[id] != 1) continue;  // each distinct token once
     sc.in_history[id] = 2;
-    sc.logits[id] = PenalizeLogit(raw[id], rep, true, sc.out_count[id], pres, freq);
+    sc.logits[id] = PenalizeLogit(sc.logits[id], rep, true, sc.out_count[id], pres, freq);
   }
   for (int32_t i = begin; i < end; ++i) {
     sc.in_history[tokens[i]] = 0;
@@ -106,7 +113,8 @@ void ApplyMasks(const StepBatch& b, int32_t s, int32_t vocab, RowScratch& sc) {
 void SampleRow(const StepBatch& b, int32_t s, const float* raw, int32_t vocab, const StepResult& r,
                RowScratch& sc) {
   sc.logits.assign(raw, raw + vocab);
-  ApplyPenalties(b, s, raw, sc);
+  ApplyTokenBans(b, s, sc);
+  ApplyPenalties(b, s, sc);
   const float temperature = b.temperature[s];
   const bool greedy = IsGreedy(temperature);
   float* l = sc.logits.data();

@@ -17,6 +17,7 @@
 #include "profile_batch.h"
 #include "rope_frequencies.h"
 #include "sample_step.h"
+#include "token_bans.h"
 
 namespace spindle::cuda {
 namespace {
@@ -100,6 +101,16 @@ class CudaBackend final : public Backend {
     const float* logits = Forward(batch, dev, slab);
     CUDA_CHECK(cudaEventRecord(ev_forward_.get(), stream));
 
+    if (batch.num_banned_tokens > 0) {
+      // min_tokens bans: -inf on the sampled rows' logits (row s = sequence s). logitsMode 1
+      // returns the raw logits in the slab, so the bans go on a copy in the scratch rows.
+      float* banned = logits_scratch_.get<float>();  // [max_seqs, vocab]
+      const size_t row_bytes = static_cast<size_t>(m_.vocab_size) * sizeof(float);
+      if (logits != banned) CUDA_CHECK(cudaMemcpyAsync(banned, logits, batch.num_seqs * row_bytes, cudaMemcpyDeviceToDevice, stream));
+      ApplyTokenBans(banned, m_.vocab_size, dev(batch.is_sampled), dev(batch.banned_offsets), dev(batch.banned_tokens),
+                     batch.num_seqs, stream);
+      logits = banned;
+    }
     SampleStep(SamplerArgsForBatch(batch, host_base, device_batch_.get(), logits, m_.vocab_size, m_.vocab_size, slab,
                                    sampler_workspace_.get(), sampler_workspace_.bytes()),
                stream);

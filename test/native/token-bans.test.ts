@@ -1,0 +1,173 @@
+/**
+ * Token bans (the batch's bannedOffsets/bannedTokens columns, used for min_tokens) on the CPU
+ * executor of a tiny dummy model, with logitsMode 1 so each check sees the raw logits of the
+ * row. The float64 reference is sampling-reference.ts with the banned ids' raw logits set to
+ * -inf first (sampling_math.h, step 0): banned ids are never drawn, draws follow the
+ * renormalized distribution of the rest, logprobs are its log-softmax (banned ids: -inf).
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { BATCH_COLUMNS, createBatch, readResult, type ResultViews } from '../../src/engine/batch-layout.ts';
+import type { NativeExecutor } from '../../src/engine/native.ts';
+import { chiSquare, logSoftmax, processedLogits, rankOrder, samplingDistribution } from './sampling-reference.ts';
+import { buildBatch, DEFAULT_ROW_SAMPLING, dummyOptions, native, singleTokenRows, tinyModel, type BuiltBatch, type RowSampling, type SeqInput } from './helpers.ts';
+
+const NUM_ROWS = 500;
+const BLOCK_SIZE = 16;
+const LOGPROB_BOUND = 1e-5;
+
+interface Target {
+  executor: NativeExecutor;
+  vocab: number;
+}
+const makeTarget = (vocab: number): Target => ({
+  executor: new native.Executor(dummyOptions({ model: tinyModel({ vocabSize: vocab }), numBlocks: NUM_ROWS + 8, numThreads: 1 })),
+  vocab,
+});
+const main = makeTarget(64);
+/** Small enough that the top-N list (at most 20) reaches the banned ids. */
+const small = makeTarget(16);
+afterAll(() => [main, small].forEach((t) => t.executor.close()));
+
+/** The batch of `seqs` (helpers.ts's buildBatch) with row s banning bans[s]. */
+function withBans(built: BuiltBatch, bans: readonly (readonly number[])[]): BuiltBatch {
+  const shape = { ...built.shape, numBannedTokens: bans.reduce((n, b) => n + b.length, 0) };
+  const views = createBatch(shape);
+  for (const [name] of BATCH_COLUMNS) {
+    if (name !== 'bannedOffsets' && name !== 'bannedTokens') views[name].set(built.views[name]);
+  }
+  let offset = 0;
+  bans.forEach((ids, s) => {
+    views.bannedTokens.set(ids, offset);
+    offset += ids.length;
+    views.bannedOffsets[s + 1] = offset;
+  });
+  return { views, shape };
+}
+
+async function runStep(seqs: SeqInput[], bans: readonly (readonly number[])[], maxTopLogprobs = 0, target: Target = main): Promise<ResultViews> {
+  const { views, shape } = withBans(buildBatch(seqs, BLOCK_SIZE, maxTopLogprobs, 1), bans);
+  return readResult(await target.executor.step(views.buffer), shape, target.vocab);
+}
+
+const rowOf = (result: ResultViews, s: number, vocab: number): Float32Array => result.logits.subarray(s * vocab, (s + 1) * vocab);
+
+/** The raw row with the banned ids at -inf: what the reference starts from. */
+function bannedRaw(raw: Float32Array, banned: readonly number[]): Float32Array {
+  const x = raw.slice();
+  for (const id of banned) x[id] = -Infinity;
+  return x;
+}
+
+describe('CPU sampler: token bans', () => {
+  it('a banned id holding most of the mass is never drawn; the rest follow the reference (10k draws)', async () => {
+    const tokenId = 9;
+    const probe = await runStep(singleTokenRows(1, tokenId, () => ({})), [[]]);
+    const raw = rowOf(probe, 0, main.vocab).slice();
+    const order = rankOrder(Float64Array.from(raw));
+    // A peaked row: at T = 0.05 the best token holds most of the mass; ban it and the third.
+    const setting: Partial<RowSampling> = { temperature: 0.05 };
+    const row: RowSampling = { ...DEFAULT_ROW_SAMPLING, ...setting };
+    const banned = [order[0], order[2]];
+    const plain = samplingDistribution(raw, row);
+    expect(plain[order[0]]).toBeGreaterThan(0.5);
+    const expectedP = samplingDistribution(bannedRaw(raw, banned), row);
+    expect(expectedP[order[0]]).toBe(0);
+
+    const observed = new Array<number>(main.vocab).fill(0);
+    let numDraws = 0;
+    for (let step = 0; step < 20; step++) {
+      const seqs = singleTokenRows(NUM_ROWS, tokenId, (r) => ({ ...setting, rngKeyLo: step * NUM_ROWS + r, rngKeyHi: 77 }));
+      const result = await runStep(seqs, seqs.map(() => banned));
+      for (let s = 0; s < NUM_ROWS; s++) {
+        // Every row has the same context, so the same raw logits.
+        expect(Array.from(rowOf(result, s, main.vocab))).toEqual(Array.from(raw));
+        observed[result.sampledTokenIds[s]]++;
+        numDraws++;
+      }
+    }
+    expect(numDraws).toBe(10_000);
+    for (const id of banned) expect(observed[id], `draws of banned id ${id}`).toBe(0);
+    const { statistic, critical, degrees } = chiSquare(observed, expectedP.map((p) => p * numDraws));
+    console.log(`bans [${banned}] at T 0.05: chi2 = ${statistic.toFixed(1)} on ${degrees} df (critical ${critical.toFixed(1)}), ${numDraws} draws`);
+    expect(statistic).toBeLessThan(critical);
+  });
+
+  it('logprobs and top-N are the float64 log-softmax with the banned ids at -inf; penalties and greedy rows too', async () => {
+    const vocab = small.vocab;
+    const numTop = vocab; // every id ranked, banned ones last
+    const seqs: SeqInput[] = Array.from({ length: 40 }, (_, i) => ({
+      newTokens: [i % vocab, (i * 5 + 3) % vocab],
+      blockIds: [i],
+      sampling: {
+        temperature: [0, 0.7, 1, 1.6][i % 4],
+        repetitionPenalty: i % 2 === 0 ? 1.4 : 1,
+        presencePenalty: i % 3 === 0 ? 0.5 : 0,
+        frequencyPenalty: i % 5 === 0 ? 0.3 : 0,
+        // The history holds banned ids too: a penalty must not lift them off -inf.
+        promptTokens: [i % vocab, (i * 5 + 3) % vocab],
+        outputTokens: [(i * 3) % vocab, (i * 7 + 1) % vocab],
+        numLogprobs: numTop,
+        rngKeyLo: 1000 + i,
+        rngKeyHi: 5,
+      },
+    }));
+    const probe = await runStep(seqs, seqs.map(() => []), numTop, small);
+    // Ban the row's two best processed tokens (so greedy rows must move), a history token, and a
+    // duplicate; every fourth row bans nothing.
+    const bans = seqs.map((seq, s) => {
+      if (s % 4 === 3) return [];
+      const order = rankOrder(processedLogits(rowOf(probe, s, vocab), { ...DEFAULT_ROW_SAMPLING, ...seq.sampling }));
+      return [order[1], order[0], (s * 3) % vocab, order[0]];
+    });
+    const result = await runStep(seqs, bans, numTop, small);
+    seqs.forEach((seq, s) => {
+      const row: RowSampling = { ...DEFAULT_ROW_SAMPLING, ...seq.sampling };
+      const raw = rowOf(result, s, vocab);
+      expect(Array.from(raw)).toEqual(Array.from(rowOf(probe, s, vocab))); // logits are returned raw
+      const logprobs = logSoftmax(processedLogits(bannedRaw(raw, bans[s]), row));
+      const token = result.sampledTokenIds[s];
+      expect(bans[s]).not.toContain(token);
+      expect(Math.abs(result.sampledLogprobs[s] - logprobs[token])).toBeLessThanOrEqual(LOGPROB_BOUND);
+      if (row.temperature === 0) expect(token).toBe(rankOrder(logprobs)[0]);
+      const order = rankOrder(logprobs);
+      for (let j = 0; j < numTop; j++) {
+        const id = result.topTokenIds[s * numTop + j];
+        const lp = result.topLogprobs[s * numTop + j];
+        if (logprobs[order[j]] === -Infinity) {
+          // Banned ids rank last (ties -> lowest id) with logprob -inf.
+          expect(bans[s]).toContain(id);
+          expect(lp).toBe(-Infinity);
+        } else {
+          expect(id).toBe(order[j]);
+          expect(Math.abs(lp - logprobs[order[j]])).toBeLessThanOrEqual(LOGPROB_BOUND);
+        }
+      }
+      const numBanned = new Set(bans[s]).size;
+      expect(Array.from(result.topLogprobs.subarray(s * numTop, (s + 1) * numTop)).filter((v) => v === -Infinity)).toHaveLength(numBanned);
+    });
+  });
+
+  it("a row's draw does not depend on other rows' bans", async () => {
+    const seqs = singleTokenRows(64, 4, (r) => ({ temperature: 1, rngKeyLo: r, rngKeyHi: 3 })).map((seq, r) => ({ ...seq, newTokens: [r % main.vocab] }));
+    const none = await runStep(seqs, seqs.map(() => []));
+    const odd = await runStep(seqs, seqs.map((_, s) => (s % 2 === 1 ? [none.sampledTokenIds[s]] : [])));
+    for (let s = 0; s < seqs.length; s++) {
+      if (s % 2 === 0) {
+        expect(odd.sampledTokenIds[s]).toBe(none.sampledTokenIds[s]);
+        expect(odd.sampledLogprobs[s]).toBe(none.sampledLogprobs[s]);
+      } else {
+        expect(odd.sampledTokenIds[s]).not.toBe(none.sampledTokenIds[s]);
+      }
+    }
+  });
+
+  it('the executor rejects banned ids outside the vocabulary and bad bannedOffsets', async () => {
+    const seqs = singleTokenRows(2, 4, () => ({}));
+    await expect(runStep(seqs, [[3], [main.vocab]])).rejects.toThrow(/bannedTokens\[1\].*token id 64 out of range/);
+    await expect(runStep(seqs, [[-1], []])).rejects.toThrow(/bannedTokens\[0\]/);
+    const { views } = withBans(buildBatch(seqs, BLOCK_SIZE, 0, 1), [[1], [2]]);
+    views.bannedOffsets[1] = 2; // past row 1's end
+    views.bannedOffsets[2] = 1;
+    await expect(main.executor.step(views.buffer)).rejects.toThrow(/bannedOffsets/);
+  });
+});
