@@ -13,7 +13,8 @@
  *                                    ids get logit -inf, so none of them can be drawn yet
  *
  * The buffer is kept and reused while it is big enough (grown with headroom otherwise),
- * so a steady decode loop allocates nothing here.
+ * so a steady decode loop allocates nothing here (except the short banned-id list of a row
+ * still short of min_tokens).
  */
 import { batchByteLength, createBatch, type BatchShape, type BatchViews, type LogitsMode } from './batch-layout.ts';
 import { splitMix64At, type RngStream, type U64 } from './rng.ts';
