@@ -22,9 +22,6 @@
 #include "kernels.h"
 #include "rope_frequencies.h"
 #include "token_bans.h"
-// token_bans.cu is compiled into this self-test by inclusion, since kernels.test.ts's
-// KERNEL_SOURCES does not list it; once it is listed there, drop this include.
-#include "token_bans.cu"
 
 using namespace spindle;
 using namespace spindle::cuda;

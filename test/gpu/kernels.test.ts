@@ -17,7 +17,7 @@ import { cudaSkipReason } from './cuda-device.ts';
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const KERNEL_SOURCES = [
   'embedding.cu', 'rms_norm.cu', 'qkv_rope_kv_write.cu', 'silu_mul.cu', 'gather_rows.cu', 'paged_decode_attention.cu',
-  'prefill_attention.cu', 'prefill_attention_wmma.cu', 'weight_init.cu', 'greedy_sampler_placeholder.cu', 'rope_frequencies.cc',
+  'prefill_attention.cu', 'prefill_attention_wmma.cu', 'weight_init.cu', 'greedy_sampler_placeholder.cu', 'rope_frequencies.cc', 'token_bans.cu',
 ].map((f) => path.join(repoRoot, 'native/src/cuda', f));
 /** Every kernel family must report for each dtype it runs in. */
 const EXPECTED = [
@@ -25,6 +25,7 @@ const EXPECTED = [
   'qkv_rope_kv_write.hd64.bias.k_cache', 'qkv_rope_kv_write.hd128.qknorm.q', 'qkv_rope_kv_write.hd8.v_cache', 'silu_mul',
   'gather_last_token_rows', 'convert_f16', 'paged_decode_attention.gqa4.hd128', 'paged_decode_attention.gqa4.hd128.split5',
   'paged_decode_attention.gqa8.hd64.split3', 'prefill_attention.gqa4.hd128', 'prefill_attention.gqa4.hd64.long', 'prefill_attention.gqa2.hd8', 'prefill_attention.mha.hd256',
+  'apply_token_bans',
 ];
 
 interface Check {
