@@ -184,6 +184,30 @@ describe('Scheduler with prefix caching', () => {
     expect(blockManager.numFree).toBe(40);
   });
 
+  it('counts each admitted lookup once in the hit/query metrics, and a refused admission not at all', () => {
+    const { scheduler, blockManager } = cached(6, 8);
+    const a = withPrompt(range(40));
+    scheduler.add(a);
+    const first = scheduler.schedule();
+    completeStep(first);
+    scheduler.cacheComputedBlocks(first.rows);
+    // a's first lookup found nothing among its 4 candidate blocks (40 tokens, last one excluded).
+    expect([blockManager.numQueriedBlocks, blockManager.numHitBlocks]).toEqual([4, 0]);
+    // b shares a's 5 full blocks and needs 1 fresh one, but a's decode takes the last free block: b waits.
+    const b = withPrompt(range(48));
+    scheduler.add(b);
+    for (let attempt = 0; attempt < 3; attempt++) expect(scheduler.schedule().rows.map((r) => r.seq)).toEqual([a]);
+    expect([blockManager.numQueriedBlocks, blockManager.numHitBlocks]).toEqual([4, 0]);
+    a.finish('stop', undefined, 0);
+    scheduler.removeFinished();
+    const out = scheduler.schedule();
+    expect(out.rows.map((r) => r.seq)).toEqual([b]);
+    expect(b.numComputedTokens).toBe(40);
+    // b's one admitted lookup: 5 candidate blocks (48 tokens, last one excluded), all of them a's.
+    expect(blockManager.numQueriedBlocks).toBe(4 + 5);
+    expect(blockManager.numHitBlocks).toBe(b.numComputedTokens / 8);
+  });
+
   it('a preempted sequence gets back what is left of its cached blocks (its tail is reused first)', () => {
     const { scheduler, blockManager } = cached(7, 4);
     const old = withPrompt(range(8));
