@@ -159,7 +159,8 @@ export class GenerationJob {
       else this.#metrics.observeTokenGap((nowMs - choice.lastTokenMs) / 1000, numNewTokens);
       choice.lastTokenMs = nowMs;
       choice.numTokens += numNewTokens;
+      this.#metrics.addGenerationTokens(numNewTokens);
     }
-    if (delta.finishReason) this.#metrics.observeFinished((nowMs - this.#arrivalMs) / 1000, choice.numTokens);
+    if (delta.finishReason) this.#metrics.observeFinished((nowMs - this.#arrivalMs) / 1000);
   }
 }

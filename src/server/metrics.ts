@@ -68,9 +68,13 @@ export class ServerMetrics {
     for (let i = 0; i < numTokens; i++) this.#interTokenLatency.observe(this.#labels, perTokenS);
   }
 
-  observeFinished(sinceArrivalS: number, numGeneratedTokens: number): void {
+  observeFinished(sinceArrivalS: number): void {
     this.#e2eRequestLatency.observe(this.#labels, sinceArrivalS);
-    this.#generationTokens.inc(this.#labels, numGeneratedTokens);
+  }
+
+  /** Counted as tokens reach the server, so requests a client abandons still count theirs. */
+  addGenerationTokens(numTokens: number): void {
+    this.#generationTokens.inc(this.#labels, numTokens);
   }
 
   addPromptTokens(numTokens: number): void {

@@ -35,6 +35,19 @@ describe('client disconnects', () => {
     expect(server.ctx.lifecycle.numInFlight).toBe(0);
   });
 
+  it('counts the tokens sent to clients that hung up in vllm:generation_tokens_total', async () => {
+    const generationTokens = async (): Promise<number> => {
+      const text = await (await fetch(`${server.url}/metrics`)).text();
+      const line = text.split('\n').find((l) => l.startsWith('vllm:generation_tokens_total{'));
+      return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
+    };
+    const numBefore = await generationTokens();
+    const numFramesRead = await hangUpMidStream(`${server.url}/v1/completions`, { prompt: 'counted', max_tokens: 2000 }, 5);
+    // Every frame read carried at least one generated token (the fake engine's text is never empty).
+    expect(numFramesRead).toBe(5);
+    expect((await generationTokens()) - numBefore).toBeGreaterThanOrEqual(numFramesRead);
+  });
+
   it('a non-streaming client that hangs up aborts too', async () => {
     const numAdded = engine.addedRequestIds.length;
     const controller = new AbortController();
