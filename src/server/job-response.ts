@@ -67,6 +67,8 @@ export async function respondWithJob(c: Context, ctx: AppContext, options: JobRe
 
   const onAbort = () => job.abort();
   c.req.raw.signal.addEventListener('abort', onAbort);
+  // The client may have left while the body was read or the prompt tokenized.
+  if (c.req.raw.signal.aborted) onAbort();
   try {
     for await (const event of job.events()) await options.applyEvent(event);
   } finally {

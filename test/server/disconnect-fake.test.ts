@@ -1,6 +1,7 @@
 // Clients that hang up mid-stream abort their requests: the engine gets every abort and
 // every KV block comes back (fake engine; the real engine's version is in real-engine.test.ts).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../../src/server/app.ts';
 import { FakeEngine } from './fake-engine.ts';
 import { startLiveServer, type LiveServer } from './live-server.ts';
 import { hangUpMidStream, waitForValue } from './stream-clients.ts';
@@ -62,6 +63,25 @@ describe('client disconnects', () => {
     await pending;
     const requestId = engine.addedRequestIds[numAdded];
     expect(await waitForValue(() => engine.abortedRequestIds.has(requestId), true, 5_000)).toBe(true);
+    expect(await waitForValue(() => engine.numUsedBlocks, 0, 5_000)).toBe(0);
+  });
+
+  it('a non-streaming request whose client left before its job started is aborted', async () => {
+    // The disconnect (the request signal's abort event) can come while the prompt is read or
+    // tokenized, before the job exists: the job must still be aborted, not run to max_tokens.
+    const { app } = createApp({ engine });
+    const numAdded = engine.addedRequestIds.length;
+    const request = new Request('http://spindle.test/v1/completions', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ prompt: 'gone', max_tokens: 3000 }),
+      signal: AbortSignal.abort(),
+    });
+    const pending = Promise.resolve(app.fetch(request));
+    await waitForValue(() => engine.addedRequestIds.length, numAdded + 1, 5_000);
+    const requestId = engine.addedRequestIds[numAdded];
+    expect(await waitForValue(() => engine.abortedRequestIds.has(requestId), true, 2_000)).toBe(true);
+    await pending;
     expect(await waitForValue(() => engine.numUsedBlocks, 0, 5_000)).toBe(0);
   });
 });
