@@ -120,7 +120,8 @@ async function generateCommand(args: string[]): Promise<number> {
       topP: (values['top-p'] as number | undefined) ?? DEFAULT_SAMPLING_PARAMS.topP,
       topK: num(values, 'top-k') ?? DEFAULT_SAMPLING_PARAMS.topK,
       ignoreEos: values['ignore-eos'] === true,
-      seed: num(values, 'seed'),
+      // No per-request seed: --seed seeds the engine's stream (as vLLM's LLM(seed=...)), so a
+      // rerun reproduces the outputs while duplicate prompts are still sampled independently.
     });
     for (const [i, output] of outputs.entries()) {
       if (values.json === true) {

@@ -37,4 +37,18 @@ describe.skipIf(skipReason !== '')('spindle generate', () => {
       expect(references.get(output.prompt)?.startsWith(output.prompt + output.text)).toBe(true);
     }
   });
+
+  it('--seed seeds the engine, not each prompt: the same prompt twice gives two samples', async () => {
+    // As vLLM's LLM(seed=...): one seeded stream for the run, so a rerun reproduces the outputs
+    // while duplicate prompts in one run are sampled independently.
+    const args = ['generate', modelDir, '--prompt', 'Once upon a time', '--prompt', 'Once upon a time',
+      '--temperature', '1', '--seed', '7', '--max-tokens', '40', '--ignore-eos', '--json', '--detokenizer-workers', '1'];
+    const runs = [await runCli(args, 120_000), await runCli(args, 120_000)];
+    const texts = runs.map((run) => {
+      expect(run.exitCode).toBe(0);
+      return run.stdout.trim().split('\n').map((line) => (JSON.parse(line) as { text: string }).text);
+    });
+    expect(texts[0][0]).not.toBe(texts[0][1]);
+    expect(texts[1]).toEqual(texts[0]);
+  });
 });
