@@ -150,11 +150,15 @@ export class TokenizerPool implements TokenizerPoolApi {
       shardItems.push(slice);
       const crashForTest = s === 0 ? options.crashForTest : undefined;
       const firstTry = this.runShard(slice, crashForTest, options.onShardPosted);
+      // The caller's token lists keep growing while this runs (the engine's next step): a retry
+      // must cover the tokens of this call only, or its text would run ahead of its tokens.
+      const numTokensAtCall = slice.map((item) => item.tokenIds.length);
       replies.push(
         firstTry.catch(() => {
           // The worker died or threw; Piscina has replaced it. The task is stateless: run it again.
           numRetries += 1;
-          return this.runShard(slice, undefined, options.onShardPosted);
+          const asCalled = slice.map((item, i) => ({ ...item, tokenIds: Array.from(item.tokenIds).slice(0, numTokensAtCall[i]) }));
+          return this.runShard(asCalled, undefined, options.onShardPosted);
         }),
       );
     }

@@ -145,6 +145,17 @@ describe('TokenizerPool', () => {
     });
   }
 
+  it('a retried shard covers the tokens of the call, not ones the caller appended while it ran', async () => {
+    const seqs = makeSequences(40, 6);
+    const items = nextItems(seqs, makeRng(3));
+    const expected = inProcess(items);
+    const pending = pool.detokenizeStep(items, { crashForTest: 'throw' });
+    // The engine's next step appends a token to the same token lists before this call settles.
+    for (const seq of seqs) if (seq.numFed < seq.output.length) seq.tokens.push(seq.output[seq.numFed]);
+    expect(await pending).toEqual(expected);
+    expect(pool.lastStepStats?.numRetries).toBe(1);
+  });
+
   it('tokenize and decode run in the workers and match in-process', async () => {
     const texts = ['Hello world', '你好，世界 🦜', ''];
     const idLists = await pool.tokenize(texts, false);
