@@ -89,7 +89,7 @@ async function serveCommand(args: string[]): Promise<number> {
     apiKey: (values['api-key'] as string | undefined) ?? null,
     lifecycle,
   });
-  const server = await listen(app, (values.host as string | undefined) ?? '0.0.0.0', num(values, 'port') ?? 8000);
+  const server = await listen(app, (values.host as string | undefined) ?? '0.0.0.0', num(values, 'port') ?? 8000, log);
   exitOnSignals({ server, engine: launched.engine, lifecycle, shutdownTimeoutMs: (num(values, 'shutdown-timeout') ?? 30) * 1000, log });
   const config = launched.engine.config;
   log(`model ${servedModelNames.join(', ')}: max_model_len ${config.maxModelLen}, ${launched.engine.stats().numBlocks} KV blocks of ${config.blockSize} tokens, ${config.device} ${config.dtype}`);

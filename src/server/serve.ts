@@ -19,10 +19,15 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-export function listen(app: Hono, host: string, port: number): Promise<RunningServer> {
+/**
+ * Starts serving; rejects if the address cannot be bound. Later server errors (accept failing
+ * with EMFILE when descriptors run out) go to `log`: unhandled, an 'error' event kills the process.
+ */
+export function listen(app: Hono, host: string, port: number, log: (line: string) => void = console.error): Promise<RunningServer> {
   return new Promise((resolve, reject) => {
     const server = serve({ fetch: app.fetch, hostname: host, port }, (info: AddressInfo) => {
       server.off('error', reject);
+      server.on('error', (err: Error) => log(`server error: ${err.message}`));
       const urlHost = info.family === 'IPv6' ? `[${info.address}]` : info.address;
       resolve({
         url: `http://${urlHost}:${info.port}`,
