@@ -110,7 +110,7 @@ export class Engine implements EngineClient {
     this.checkAccepting(requestId);
     checkRequest(promptTokenIds, params, { maxModelLen: this.maxModelLen, vocabSize: this.vocabSize, maxLogprobs: this.config.maxLogprobs });
     const frozenParams = Object.freeze({ ...params, stop: [...params.stop], stopTokenIds: [...params.stopTokenIds] });
-    const seq = new Sequence(this.nextSeqId++, requestId, promptTokenIds, frozenParams, this.maxModelLen, arrivalMs);
+    const seq = new Sequence(this.nextSeqId++, requestId, promptTokenIds, frozenParams, arrivalMs);
     const stream = new RequestStream(requestId, () => this.abort(requestId));
     this.live.add(seq, stream);
     this.scheduler.add(seq);

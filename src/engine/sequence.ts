@@ -45,15 +45,12 @@ export class Sequence {
   firstScheduledMs: number | null = null;
   firstTokenMs: number | null = null;
   finishedMs: number | null = null;
-  /** Set by the engine when prompt tokens + output would need more: min(maxModelLen, prompt + maxTokens). */
-  readonly maxNumTokens: number;
 
   constructor(
     readonly seqId: number,
     readonly requestId: string,
     promptTokenIds: readonly number[],
     readonly params: Readonly<SamplingParams>,
-    maxModelLen: number,
     nowMs: number,
   ) {
     this.tokenIds = promptTokenIds.slice();
@@ -62,7 +59,6 @@ export class Sequence {
     this.detok = initialDetokState(promptTokenIds);
     this.logprobs = params.logprobs === null ? null : [];
     this.arrivalMs = nowMs;
-    this.maxNumTokens = Math.min(maxModelLen, this.numPromptTokens + params.maxTokens);
   }
 
   get numTokens(): number {

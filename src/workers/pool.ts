@@ -142,12 +142,10 @@ export class TokenizerPool implements TokenizerPoolApi {
     if (items.length === 0) return results;
     const { starts } = planShards(items, this.numWorkers, this.minItemsPerShard);
     const numShards = starts.length - 1;
-    const shardItems: DetokItem[][] = [];
     const replies: Promise<DetokStepReply>[] = [];
     let numRetries = 0;
     for (let s = 0; s < numShards; s++) {
       const slice = items.slice(starts[s], starts[s + 1]);
-      shardItems.push(slice);
       const crashForTest = s === 0 ? options.crashForTest : undefined;
       const firstTry = this.runShard(slice, crashForTest, options.onShardPosted);
       // The caller's token lists keep growing while this runs (the engine's next step): a retry

@@ -5,10 +5,10 @@ import { DEFAULT_SAMPLING_PARAMS, type SamplingParams } from '../../src/engine/t
 
 let nextSeqId = 0;
 
-export function makeSeq(numPromptTokens: number, params: Partial<SamplingParams> = {}, maxModelLen = 4096): Sequence {
+export function makeSeq(numPromptTokens: number, params: Partial<SamplingParams> = {}): Sequence {
   const seqId = nextSeqId++;
   const prompt = Array.from({ length: numPromptTokens }, (_, i) => (seqId * 31 + i * 7) % 500);
-  return new Sequence(seqId, `req-${seqId}`, prompt, { ...DEFAULT_SAMPLING_PARAMS, ...params }, maxModelLen, 0);
+  return new Sequence(seqId, `req-${seqId}`, prompt, { ...DEFAULT_SAMPLING_PARAMS, ...params }, 0);
 }
 
 /** What the engine's postprocess does to the scheduler's state, with a fixed sampled token. */

@@ -7,7 +7,7 @@ import { makeSeq } from './helpers.ts';
 
 /** Runs one postprocess of a single decode row that sampled `tokenId`. */
 function decodeOnce(params: Partial<SamplingParams>, numOutputSoFar: number, tokenId: number, maxModelLen = 4096) {
-  const seq = makeSeq(4, params, maxModelLen);
+  const seq = makeSeq(4, params);
   for (let i = 0; i < numOutputSoFar; i++) seq.appendToken(7, null);
   seq.numComputedTokens = seq.numTokens - 1;
   const shape: BatchShape = { numSeqs: 1, numTokens: 1, maxBlocksPerSeq: 1, maxTopLogprobs: 2, logitsMode: 0, numPenaltyTokens: 0 };
