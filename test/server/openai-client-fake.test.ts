@@ -1,5 +1,5 @@
 // The openai npm package against a live server backed by the fake (echo) engine: both endpoints,
-// whole and streamed, n > 1, usage, logprobs, stop strings and the API key.
+// whole and streamed, n > 1, echo, usage, logprobs, stop strings and the API key.
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeEngine } from './fake-engine.ts';
@@ -41,6 +41,18 @@ describe('openai client against the fake engine', () => {
     const completion = await client.completions.create({ model: 'echo-b', prompt: [ids, ids], max_tokens: 4 });
     expect(completion.choices.map((c) => [c.index, c.text])).toEqual([[0, 'xyzx'], [1, 'xyzx']]);
     expect(completion.usage?.prompt_tokens).toBe(6);
+  });
+
+  it('echoes each prompt before its n choices, whole and streamed', async () => {
+    const prompts = ['ab', 'xyz'];
+    const ids = await Promise.all(prompts.map((p) => engine.tokenize(p, false)));
+    const expected = [0, 0, 1, 1].map((p, index) => [index, prompts[p] + echoOf(prompts[p], 3)]);
+    const whole = await client.completions.create({ model: 'echo-a', prompt: ids, n: 2, max_tokens: 3, echo: true });
+    expect(whole.choices.map((c) => [c.index, c.text])).toEqual(expected);
+    const stream = await client.completions.create({ model: 'echo-a', prompt: ids, n: 2, max_tokens: 3, echo: true, stream: true });
+    const streamed = ['', '', '', ''];
+    for await (const chunk of stream) for (const choice of chunk.choices) streamed[choice.index] += choice.text;
+    expect(streamed.map((text, index) => [index, text])).toEqual(expected);
   });
 
   it('streams completions whose text concatenates to the whole answer', async () => {

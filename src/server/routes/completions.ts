@@ -89,12 +89,11 @@ export function completionsRoutes(ctx: AppContext): Hono {
     }
     const prompts = await resolveCompletionPrompts(ctx.engine, body.prompt);
     const specs = buildSpecs(ctx, body, prompts);
-    const echoTexts = await Promise.all(
-      specs.map(async (spec) => {
-        if (!body.echo) return null;
-        return prompts[spec.promptIndex].text ?? (await ctx.engine.detokenize(spec.promptTokenIds));
-      }),
+    // One echo text per prompt (token-id prompts decoded once), shared by its n choices.
+    const promptEchoTexts = await Promise.all(
+      prompts.map(async (prompt) => (body.echo ? (prompt.text ?? (await ctx.engine.detokenize(prompt.tokenIds))) : null)),
     );
+    const echoTexts = specs.map((spec) => promptEchoTexts[spec.promptIndex]);
     const choices = new CompletionChoices(ctx, echoTexts, body.logprobs !== null && body.logprobs !== undefined);
     return respondWithJob(c, ctx, {
       idPrefix: 'cmpl',
