@@ -13,13 +13,13 @@
  *                                    ids get logit -inf, so none of them can be drawn yet
  *
  * The buffer is kept and reused while it is big enough (grown with headroom otherwise),
- * so a steady decode loop allocates nothing here (except the short banned-id list of a row
- * still short of min_tokens).
+ * so a steady decode loop allocates nothing here.
  */
 import { batchByteLength, createBatch, type BatchShape, type BatchViews, type LogitsMode } from './batch-layout.ts';
 import { splitMix64At, type RngStream, type U64 } from './rng.ts';
 import type { ScheduledSeq } from './scheduler.ts';
 import type { Sequence } from './sequence.ts';
+import type { SamplingParams } from './types.ts';
 
 const NO_BANS: readonly number[] = Object.freeze([]);
 
@@ -33,6 +33,8 @@ export interface PackedStep {
 export class StepBatchPacker {
   private buffer: ArrayBuffer | null = null;
   private readonly key: U64 = { hi: 0, lo: 0 };
+  /** Each request's min_tokens ban list (its params are frozen), built once, not twice a step. */
+  private readonly banListOfParams = new WeakMap<Readonly<SamplingParams>, readonly number[]>();
 
   constructor(
     private readonly blockSize: number,
@@ -50,8 +52,13 @@ export class StepBatchPacker {
   bannedTokenIds(seq: Sequence): readonly number[] {
     const p = seq.params;
     if (seq.numOutputTokens >= p.minTokens) return NO_BANS;
-    const ids = p.ignoreEos ? p.stopTokenIds : [...p.stopTokenIds, ...this.eosTokenIds];
-    return ids.length === 0 ? NO_BANS : [...new Set(ids)];
+    let banned = this.banListOfParams.get(p);
+    if (banned === undefined) {
+      const ids = p.ignoreEos ? p.stopTokenIds : [...p.stopTokenIds, ...this.eosTokenIds];
+      banned = ids.length === 0 ? NO_BANS : [...new Set(ids)];
+      this.banListOfParams.set(p, banned);
+    }
+    return banned;
   }
 
   pack(rows: readonly ScheduledSeq[]): PackedStep {
