@@ -1,7 +1,7 @@
 /**
  * The offline batch API over any EngineClient: queue every prompt, fold each stream into a
- * RequestOutput, return them in prompt order. If one prompt is refused, the others already
- * queued are aborted and the refusal is thrown.
+ * RequestOutput, return them in prompt order. If one prompt is refused, or one request fails,
+ * the others are aborted and that error is thrown.
  */
 import { collectOutput } from './request-stream.ts';
 import { DEFAULT_SAMPLING_PARAMS, type EngineClient, type PromptInput, type RequestDelta, type RequestOutput, type SamplingParams } from './types.ts';
@@ -21,7 +21,13 @@ export async function generateOutputs(
     added.forEach((r, i) => r.status === 'fulfilled' && client.abort(ids[i]));
     throw failure.reason;
   }
-  return Promise.all(added.map((r, i) => collectOutput(ids[i], (r as PromiseFulfilledResult<AsyncIterable<RequestDelta>>).value)));
+  try {
+    return await Promise.all(added.map((r, i) => collectOutput(ids[i], (r as PromiseFulfilledResult<AsyncIterable<RequestDelta>>).value)));
+  } catch (err) {
+    // Nobody reads the other streams once this call has failed: stop their work (a no-op for finished ones).
+    for (const id of ids) client.abort(id);
+    throw err;
+  }
 }
 
 function isParamsList(params: Partial<SamplingParams> | readonly Partial<SamplingParams>[]): params is readonly Partial<SamplingParams>[] {
