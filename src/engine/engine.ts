@@ -67,6 +67,7 @@ export class Engine implements EngineClient {
   private deathError: Error | null = null;
   private wake: (() => void) | null = null;
   private readonly loopDone: Promise<void>;
+  private shutdownDone: Promise<void> | null = null;
 
   /** Validates options, loads the executor and the tokenizer pool (see engine-factory.ts). */
   static async create(options: CreateEngineOptions): Promise<Engine> {
@@ -175,7 +176,13 @@ export class Engine implements EngineClient {
     return this.live.size;
   }
 
-  async shutdown(timeoutMs: number): Promise<void> {
+  /** Idempotent: a later call waits for the first one's shutdown. */
+  shutdown(timeoutMs: number): Promise<void> {
+    this.shutdownDone ??= this.runShutdown(timeoutMs);
+    return this.shutdownDone;
+  }
+
+  private async runShutdown(timeoutMs: number): Promise<void> {
     this.isAccepting = false;
     const deadline = performance.now() + timeoutMs;
     while (this.live.size > 0 && this.isAlive && performance.now() < deadline) {

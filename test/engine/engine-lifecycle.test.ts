@@ -136,6 +136,8 @@ describe('engine loop (fake executor)', () => {
 
     const t2 = await makeEngine('fake');
     const endless = collectOutput('endless', await t2.engine.addRequest('endless', { promptTokenIds: [5, 6] }, params({ maxTokens: 400 })));
+    // A second shutdown (a second signal, two owners) waits for the first instead of closing twice.
+    await Promise.all([t2.engine.shutdown(0), t2.engine.shutdown(0)]);
     await t2.engine.shutdown(0);
     expect((await endless).finishReason).toBe('abort');
     expect(t2.engine.stats().numFreeBlocks).toBe(t2.engine.stats().numBlocks);

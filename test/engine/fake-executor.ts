@@ -80,6 +80,8 @@ export class FakeExecutor {
   }
 
   close(): void {
+    // As the native executor: a second close is an error.
+    if (this.isClosed) throw new Error('executor is already closed');
     this.isClosed = true;
   }
 
