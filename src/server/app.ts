@@ -77,9 +77,16 @@ export function createApp(options: AppOptions): { app: Hono; ctx: AppContext } {
   });
 
   // While draining (SIGTERM), everything new is refused; /metrics stays readable for the scraper.
+  // A request counts as in flight from here, so a drain waits for one still reading its body or
+  // tokenizing its prompt; a streamed response holds a second slot until its last byte (job-response.ts).
   app.use('*', async (c, next) => {
     if (ctx.lifecycle.isDraining && c.req.path !== '/metrics') throw serviceUnavailable('the server is shutting down');
-    await next();
+    const release = ctx.lifecycle.begin();
+    try {
+      await next();
+    } finally {
+      release();
+    }
   });
   if (ctx.apiKey !== null) {
     const apiKey = ctx.apiKey;

@@ -126,4 +126,35 @@ describe('draining', () => {
       await local.close();
     }
   });
+
+  it('counts a request in flight from its arrival, not only once its job has started', async () => {
+    // A request still tokenizing its prompt when the drain starts must be waited for; else the
+    // engine is shut down under it and the client gets an error instead of its completion.
+    let releaseTokenize = (): void => {};
+    const tokenizeGate = new Promise<void>((resolve) => (releaseTokenize = resolve));
+    let numTokenizeCalls = 0;
+    const gated = new (class extends FakeEngine {
+      override async tokenize(text: string, addSpecialTokens: boolean): Promise<number[]> {
+        numTokenizeCalls++;
+        await tokenizeGate;
+        return super.tokenize(text, addSpecialTokens);
+      }
+    })();
+    const local = await startLiveServer({ engine: gated });
+    try {
+      const pending = fetch(`${local.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"prompt":"wait","max_tokens":3}' });
+      while (numTokenizeCalls === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+      let isDrained = false;
+      const drained = local.ctx.lifecycle.drain(10_000).then((result) => (isDrained = result));
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(isDrained).toBe(false);
+      releaseTokenize();
+      const response = await pending;
+      expect(response.status).toBe(200);
+      expect(((await response.json()) as { choices: { text: string }[] }).choices[0].text).toBe('wai');
+      expect(await drained).toBe(true);
+    } finally {
+      await local.close();
+    }
+  });
 });
