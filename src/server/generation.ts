@@ -106,19 +106,41 @@ export class GenerationJob {
    * finishReason. Leaving the loop early (return/throw) aborts what is unfinished.
    */
   async *events(): AsyncGenerator<ChoiceEvent> {
-    // Every pending pull is raced (so has a handler) before the loop can await anything else:
-    // when the engine fails all streams at once, the first rejection ends the loop and the rest
-    // are handled by the race they were in.
-    type Pulled = { choice: ChoiceState; result: IteratorResult<RequestDelta> };
-    const pending = new Map<ChoiceState, Promise<Pulled>>();
-    const pull = (choice: ChoiceState): void => {
-      pending.set(choice, choice.iterator.next().then((result) => ({ choice, result })));
+    // Each choice has at most one pull pending; settled pulls queue up here in arrival order, so
+    // an event costs O(1) whatever the number of choices (a race over all pending pulls per
+    // event would cost O(choices) on the step loop's thread). Both outcomes are handled at once:
+    // when the engine fails every stream, the first failure ends the loop, the rest are dropped.
+    type Pulled = { choice: ChoiceState; result: IteratorResult<RequestDelta> } | { choice: ChoiceState; error: unknown };
+    const arrived: Pulled[] = [];
+    let numArrivedRead = 0;
+    let wake: (() => void) | null = null;
+    const settle = (pulled: Pulled): void => {
+      arrived.push(pulled);
+      wake?.();
     };
+    const pull = (choice: ChoiceState): void => {
+      choice.iterator.next().then(
+        (result) => settle({ choice, result }),
+        (error: unknown) => settle({ choice, error }),
+      );
+    };
+    let numPending = 0;
     try {
       for (const choice of this.#choices) pull(choice);
-      while (pending.size > 0) {
-        const { choice, result } = await Promise.race(pending.values());
-        pending.delete(choice);
+      numPending = this.#choices.length;
+      while (numPending > 0) {
+        if (numArrivedRead === arrived.length) {
+          await new Promise<void>((resolve) => (wake = resolve));
+          wake = null;
+        }
+        const pulled = arrived[numArrivedRead++];
+        if (numArrivedRead === arrived.length) {
+          arrived.length = 0;
+          numArrivedRead = 0;
+        }
+        numPending--;
+        if ('error' in pulled) throw pulled.error;
+        const { choice, result } = pulled;
         // A stream that ends without a finish reason still owes the client one.
         const delta: RequestDelta = result.done
           ? { requestId: choice.requestId, text: '', tokenIds: [], finishReason: 'abort' }
@@ -131,6 +153,7 @@ export class GenerationJob {
           void choice.iterator.return?.()?.catch(() => {});
         } else {
           pull(choice);
+          numPending++;
         }
       }
     } finally {
