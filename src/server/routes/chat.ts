@@ -11,7 +11,10 @@ import { parseJsonBody } from '../request-body.ts';
 import { paramsForSample, resolveMaxTokens, toSamplingParams } from '../sampling.ts';
 import { chatRequestSchema } from '../schemas.ts';
 
-/** Per-choice state while a job runs: whether the role went out, accumulated output. */
+/**
+ * Per-choice state while a job runs: whether the role went out, and (for a whole body only) the
+ * accumulated output; a stream keeps none of it, so long streams hold no logprobs.
+ */
 class ChatChoices {
   readonly texts: string[];
   readonly logprobs: ChatTokenLogprob[][];
@@ -24,6 +27,8 @@ class ChatChoices {
     numChoices: number,
     /** top_logprobs when logprobs were asked for, else null. */
     private readonly numTopLogprobs: number | null,
+    /** False when streaming: wholeBody() is then never asked for. */
+    private readonly keepsOutput: boolean,
   ) {
     this.texts = Array.from({ length: numChoices }, () => '');
     this.logprobs = Array.from({ length: numChoices }, () => []);
@@ -34,11 +39,11 @@ class ChatChoices {
 
   async apply(event: ChoiceEvent): Promise<ChatTokenLogprob[] | null> {
     const { index, delta } = event;
-    this.texts[index] += delta.text;
+    if (this.keepsOutput) this.texts[index] += delta.text;
     let logprobs: ChatTokenLogprob[] | null = null;
     if (this.numTopLogprobs !== null && delta.logprobs && delta.logprobs.length > 0) {
       logprobs = await chatLogprobs(delta.logprobs, this.ctx.tokenText, this.numTopLogprobs);
-      this.logprobs[index].push(...logprobs);
+      if (this.keepsOutput) this.logprobs[index].push(...logprobs);
     }
     if (delta.finishReason) {
       this.finishReasons[index] = delta.finishReason;
@@ -75,7 +80,7 @@ export function chatRoutes(ctx: AppContext): Hono {
       promptTokenIds: prompt.tokenIds,
       params: paramsForSample(params, sampleIndex),
     }));
-    const choices = new ChatChoices(ctx, n, numTopLogprobs);
+    const choices = new ChatChoices(ctx, n, numTopLogprobs, !body.stream);
     return respondWithJob(c, ctx, {
       idPrefix: 'chatcmpl',
       model,

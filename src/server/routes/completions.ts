@@ -35,7 +35,10 @@ function buildSpecs(ctx: AppContext, body: CompletionRequest, prompts: ResolvedP
   });
 }
 
-/** Per-choice state while a job runs: echo prefix, logprob offsets, accumulated output. */
+/**
+ * Per-choice state while a job runs: echo prefix, logprob offsets, and (for a whole body only)
+ * the accumulated output; a stream keeps none of it, so long streams hold no logprobs.
+ */
 class CompletionChoices {
   readonly #echoTexts: (string | null)[];
   readonly #textOffsets: number[];
@@ -48,6 +51,8 @@ class CompletionChoices {
     private readonly ctx: AppContext,
     echoTexts: (string | null)[],
     private readonly wantsLogprobs: boolean,
+    /** False when streaming: wholeBody() is then never asked for. */
+    private readonly keepsOutput: boolean,
   ) {
     this.#echoTexts = echoTexts;
     this.#textOffsets = echoTexts.map((text) => text?.length ?? 0);
@@ -62,13 +67,13 @@ class CompletionChoices {
     const { index, delta } = event;
     const echo = event.isFirst ? (this.#echoTexts[index] ?? '') : '';
     const text = echo + delta.text;
-    this.texts[index] += text;
+    if (this.keepsOutput) this.texts[index] += text;
     let logprobs: CompletionLogprobs | null = null;
     if (this.wantsLogprobs && delta.logprobs && delta.logprobs.length > 0) {
       const result = await completionLogprobs(delta.logprobs, this.ctx.tokenText, this.#textOffsets[index]);
       this.#textOffsets[index] = result.nextTextOffset;
       logprobs = result.logprobs;
-      this.logprobs[index].push(logprobs);
+      if (this.keepsOutput) this.logprobs[index].push(logprobs);
     }
     if (delta.finishReason) {
       this.finishReasons[index] = delta.finishReason;
@@ -94,7 +99,7 @@ export function completionsRoutes(ctx: AppContext): Hono {
       prompts.map(async (prompt) => (body.echo ? (prompt.text ?? (await ctx.engine.detokenize(prompt.tokenIds))) : null)),
     );
     const echoTexts = specs.map((spec) => promptEchoTexts[spec.promptIndex]);
-    const choices = new CompletionChoices(ctx, echoTexts, body.logprobs !== null && body.logprobs !== undefined);
+    const choices = new CompletionChoices(ctx, echoTexts, body.logprobs !== null && body.logprobs !== undefined, !body.stream);
     return respondWithJob(c, ctx, {
       idPrefix: 'cmpl',
       model,
