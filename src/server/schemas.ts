@@ -23,10 +23,12 @@ const samplingFields = {
   n: z.number().int().min(1, { error: 'n must be at least 1' }).max(MAX_N, { error: `n must be at most ${MAX_N}` }).nullish(),
   stop: z.union([z.string(), z.array(z.string())], { error: 'stop must be a string or a list of strings' }).nullish(),
   stop_token_ids: z.array(tokenId).nullish(),
-  seed: z.number().int().min(0, { error: 'seed must be a non-negative integer' }).max(Number.MAX_SAFE_INTEGER).nullish(),
+  // Any integer, as vLLM (int64; negatives wrap as int64 does in src/engine/rng.ts); JSON numbers are exact up to 2^53.
+  seed: z.number().int({ error: 'seed must be an integer' }).min(Number.MIN_SAFE_INTEGER).max(Number.MAX_SAFE_INTEGER).nullish(),
   presence_penalty: z.number().min(-2, { error: 'presence_penalty must be in [-2, 2]' }).max(2, { error: 'presence_penalty must be in [-2, 2]' }).nullish(),
   frequency_penalty: z.number().min(-2, { error: 'frequency_penalty must be in [-2, 2]' }).max(2, { error: 'frequency_penalty must be in [-2, 2]' }).nullish(),
-  repetition_penalty: z.number().gt(0, { error: 'repetition_penalty must be in (0, 2]' }).max(2, { error: 'repetition_penalty must be in (0, 2]' }).nullish(),
+  // vLLM bounds it only below (> 0); 1 = off.
+  repetition_penalty: z.number().gt(0, { error: 'repetition_penalty must be greater than 0' }).nullish(),
   ignore_eos: z.boolean().nullish(),
   min_tokens: z.number().int().min(0, { error: 'min_tokens must be non-negative' }).nullish(),
   include_stop_str_in_output: z.boolean().nullish(),

@@ -51,12 +51,12 @@ const CASES: BadRequestCase[] = [
   bad('logprobs -1', cmpl, { prompt: 'a', logprobs: -1 }, 'logprobs', '[0, 20]'),
   bad('presence_penalty 3', cmpl, { prompt: 'a', presence_penalty: 3 }, 'presence_penalty', '[-2, 2]'),
   bad('frequency_penalty -3', cmpl, { prompt: 'a', frequency_penalty: -3 }, 'frequency_penalty', '[-2, 2]'),
-  bad('repetition_penalty 0', cmpl, { prompt: 'a', repetition_penalty: 0 }, 'repetition_penalty', '(0, 2]'),
+  bad('repetition_penalty 0', cmpl, { prompt: 'a', repetition_penalty: 0 }, 'repetition_penalty', 'greater than 0'),
   bad('stop is a number', cmpl, { prompt: 'a', stop: 5 }, 'stop', 'stop must be a string or a list'),
   bad('empty stop string', cmpl, { prompt: 'a', stop: [''] }, 'stop', 'must not be empty'),
   bad('negative stop token id', cmpl, { prompt: 'a', stop_token_ids: [-1] }, 'stop_token_ids.0', 'non-negative'),
   bad('stop token id out of vocabulary', cmpl, { prompt: 'a', stop_token_ids: [99999] }, 'stop_token_ids', 'out of vocabulary'),
-  bad('negative seed', cmpl, { prompt: 'a', seed: -1 }, 'seed', 'non-negative integer'),
+  bad('fractional seed', cmpl, { prompt: 'a', seed: 1.5 }, 'seed', 'integer'),
   bad('stream not a boolean', cmpl, { prompt: 'a', stream: 'yes' }, 'stream', 'expected boolean'),
   bad('prompt id out of vocabulary', cmpl, { prompt: [1, 5000] }, 'prompt', 'out of vocabulary'),
   bad('prompt + max_tokens over max_model_len', cmpl, { prompt: 'abc', max_tokens: MAX_MODEL_LEN }, 'max_tokens', 'maximum context length', { code: 'context_length_exceeded' }),
@@ -128,6 +128,13 @@ describe('bad requests', () => {
     expect(body.choices[0].text).toBe('oko');
     expect(engine.numUsedBlocks).toBe(0);
     expect(engine.stats().numRunning).toBe(0);
+  });
+
+  it('accepts what vLLM accepts at the edges: a negative seed, a repetition_penalty above 2', async () => {
+    for (const body of [{ prompt: 'ok', max_tokens: 2, seed: -7 }, { prompt: 'ok', max_tokens: 2, repetition_penalty: 3.5 }]) {
+      const response = await send({ ...CASES[0], body, status: 200 });
+      expect(response.status).toBe(200);
+    }
   });
 
   it('ignores unknown fields', async () => {
