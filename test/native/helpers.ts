@@ -4,7 +4,7 @@
  * (so every batch it builds passes the executor's validation unless a test breaks it on purpose).
  */
 import { createBatch, type BatchShape, type BatchViews, type LogitsMode } from '../../src/engine/batch-layout.ts';
-import { loadNative, type NativeBinding, type NativeExecutorOptions, type NativeModelConfig } from '../../src/engine/native.ts';
+import { loadNative, type NativeBinding, type NativeExecutor, type NativeExecutorOptions, type NativeModelConfig } from '../../src/engine/native.ts';
 import { type RowSamplingFields, writeRowSampling } from './row-sampling.ts';
 
 export const native: NativeBinding = loadNative();
@@ -126,4 +126,14 @@ export function buildBatch(seqs: SeqInput[], blockSize: number, maxTopLogprobs =
 /** `count` one-token sequences at position 0, each in its own block: identical logits per row. */
 export function singleTokenRows(count: number, tokenId: number, sampling: (row: number) => Partial<RowSampling>): SeqInput[] {
   return Array.from({ length: count }, (_, row) => ({ newTokens: [tokenId], blockIds: [row], sampling: sampling(row) }));
+}
+
+/** A dummy-weight CPU executor over a tiny model with `vocab` tokens, for sampler tests. */
+export interface SamplerTarget {
+  executor: NativeExecutor;
+  vocab: number;
+}
+
+export function makeSamplerTarget(vocab: number, numBlocks: number, numThreads: number): SamplerTarget {
+  return { executor: new native.Executor(dummyOptions({ model: tinyModel({ vocabSize: vocab }), numBlocks, numThreads })), vocab };
 }

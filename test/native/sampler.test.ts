@@ -7,9 +7,8 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { readResult, type ResultViews } from '../../src/engine/batch-layout.ts';
-import type { NativeExecutor } from '../../src/engine/native.ts';
 import { chiSquare, logSoftmax, processedLogits, rankOrder, samplingDistribution } from './sampling-reference.ts';
-import { buildBatch, DEFAULT_ROW_SAMPLING, dummyOptions, native, singleTokenRows, tinyModel, type RowSampling, type SeqInput } from './helpers.ts';
+import { buildBatch, DEFAULT_ROW_SAMPLING, makeSamplerTarget, singleTokenRows, type SamplerTarget, type RowSampling, type SeqInput } from './helpers.ts';
 
 const NUM_ROWS = 512;
 const BLOCK_SIZE = 16;
@@ -18,14 +17,8 @@ const VOCAB = 64;
 const NUM_STEPS = 200;
 const LOGPROB_BOUND = 1e-5;
 
-interface Target {
-  executor: NativeExecutor;
-  vocab: number;
-}
-const makeTarget = (vocab: number): Target => ({
-  executor: new native.Executor(dummyOptions({ model: tinyModel({ vocabSize: vocab }), numBlocks: NUM_ROWS, numThreads: 2 })),
-  vocab,
-});
+type Target = SamplerTarget;
+const makeTarget = (vocab: number): Target => makeSamplerTarget(vocab, NUM_ROWS, 2);
 const main = makeTarget(VOCAB);
 /** A larger vocabulary, so that top_p keeps more tokens than the sampler's first sorted prefix (64). */
 const wide = makeTarget(1024);

@@ -7,22 +7,15 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { BATCH_COLUMNS, createBatch, readResult, type ResultViews } from '../../src/engine/batch-layout.ts';
-import type { NativeExecutor } from '../../src/engine/native.ts';
 import { chiSquare, logSoftmax, processedLogits, rankOrder, samplingDistribution } from './sampling-reference.ts';
-import { buildBatch, DEFAULT_ROW_SAMPLING, dummyOptions, native, singleTokenRows, tinyModel, type BuiltBatch, type RowSampling, type SeqInput } from './helpers.ts';
+import { buildBatch, DEFAULT_ROW_SAMPLING, makeSamplerTarget, singleTokenRows, type SamplerTarget, type BuiltBatch, type RowSampling, type SeqInput } from './helpers.ts';
 
 const NUM_ROWS = 500;
 const BLOCK_SIZE = 16;
 const LOGPROB_BOUND = 1e-5;
 
-interface Target {
-  executor: NativeExecutor;
-  vocab: number;
-}
-const makeTarget = (vocab: number): Target => ({
-  executor: new native.Executor(dummyOptions({ model: tinyModel({ vocabSize: vocab }), numBlocks: NUM_ROWS + 8, numThreads: 1 })),
-  vocab,
-});
+type Target = SamplerTarget;
+const makeTarget = (vocab: number): Target => makeSamplerTarget(vocab, NUM_ROWS + 8, 1);
 const main = makeTarget(64);
 /** Small enough that the top-N list (at most 20) reaches the banned ids. */
 const small = makeTarget(16);
