@@ -69,6 +69,7 @@ function engineFlagsOf(values: Values, modelDir: string | null): EngineFlags {
     numKvBlocks: num(values, 'num-kv-blocks'),
     detokenizerWorkers: num(values, 'detokenizer-workers'),
     enablePrefixCaching: prefixCachingOf(values),
+    enforceEager: values['enforce-eager'] === true ? true : undefined,
   };
 }
 

@@ -25,6 +25,8 @@ export interface EngineRunResult {
   maxNumSeqs: number;
   maxNumBatchedTokens: number;
   maxModelLen: number;
+  /** CUDA graphs off (--enforce-eager). */
+  enforceEager: boolean;
   /** Seconds Engine.create took (weights, KV cache, workers). */
   createS: number;
 }
@@ -104,6 +106,7 @@ export async function runOnEngine(engineOptions: EngineOptionsForBench, requests
       maxNumSeqs: c.maxNumSeqs,
       maxNumBatchedTokens: c.maxNumBatchedTokens,
       maxModelLen: c.maxModelLen,
+      enforceEager: c.enforceEager,
       createS,
     };
   } finally {

@@ -45,6 +45,8 @@ export const throughputOptionsSchema = z
     requestsOut: z.string().optional(),
     /** Show a progress bar (only when stderr is a terminal). */
     progress: z.boolean().default(true),
+    /** CUDA: no decode graphs (vLLM's --enforce-eager), to measure what they save. */
+    enforceEager: z.boolean().default(false),
   })
   .superRefine((o, ctx) => {
     if ((o.inputLen === undefined) !== (o.outputLen === undefined)) {
@@ -87,18 +89,22 @@ export const USAGE = `usage: tsx bench/throughput.ts [--model DIR | --load-forma
              --input-len N --output-len N   (random prompts instead of ShareGPT)
   engine     --device auto|cpu|cuda --dtype auto|float32|bfloat16 --max-num-seqs N
              --max-num-batched-tokens N --gpu-memory-utilization F --num-kv-blocks N --block-size N
-             --max-model-len N --detokenizer-workers N --num-threads N
+             --max-model-len N --detokenizer-workers N --num-threads N --enforce-eager
   outputs    --output-json PATH (SVG beside it) --requests-out PATH (for bench/hf_baseline.py)
              --floor PATH (ceilings from bench/floor.py) --num-warmup-prompts N (8) --no-progress
   compare    tsx bench/throughput.ts --compare SPINDLE.json HF.json`;
 
 /** Parses argv (without node and the script); returns null for --help. */
 export function parseThroughputArgs(argv: string[]): ThroughputOptions | null {
-  const options: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' }, 'no-progress': { type: 'boolean' } };
+  const options: Record<string, { type: 'string' | 'boolean' }> = {
+    help: { type: 'boolean' },
+    'no-progress': { type: 'boolean' },
+    'enforce-eager': { type: 'boolean' },
+  };
   for (const name of STRING_FLAGS) options[kebab(name)] = { type: 'string' };
   const { values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false });
   if (values.help) return null;
-  const input: Record<string, unknown> = { progress: !values['no-progress'] };
+  const input: Record<string, unknown> = { progress: !values['no-progress'], enforceEager: values['enforce-eager'] === true };
   for (const name of STRING_FLAGS) {
     const value = values[kebab(name)];
     if (value !== undefined) input[name] = value;

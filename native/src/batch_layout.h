@@ -93,7 +93,8 @@ inline StepBatch ParseStepBatch(const void* data, size_t byte_length) {
 // Mutable views over one step result (see batch-layout.ts).
 struct StepResult {
   float* timings = nullptr;             // [kResultHeaderFloats]: forward, sample, copy, total ms;
-                                        // [4] = device-to-host copies made (ResultTiming)
+                                        // [4] = device-to-host copies made, [5] = 1 when a
+                                        // CUDA graph ran the forward pass (ResultTiming)
   int32_t* sampled_token_ids = nullptr; // [num_seqs]
   float* sampled_logprobs = nullptr;    // [num_seqs]
   int32_t* top_token_ids = nullptr;     // [num_seqs, max_top_logprobs]

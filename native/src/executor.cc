@@ -180,6 +180,10 @@ ExecutorConfig ReadExecutorOptions(const Napi::Object& o) {
   c.max_num_seqs = int32_t(ReadInt(o, "maxNumSeqs", "options.maxNumSeqs", 1, kMaxInt32));
   c.max_num_batched_tokens = int32_t(ReadInt(o, "maxNumBatchedTokens", "options.maxNumBatchedTokens", 1, kMaxInt32));
   c.num_threads = int32_t(ReadInt(o, "numThreads", "options.numThreads", 0, 4096));
+  // Optional (vLLM's --enforce-eager): absent means CUDA graphs for decode-only steps.
+  if (o.Has("enforceEager") && !o.Get("enforceEager").IsUndefined()) {
+    c.enforce_eager = ReadBool(o, "enforceEager", "options.enforceEager");
+  }
   return c;
 }
 

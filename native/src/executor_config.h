@@ -39,6 +39,7 @@ struct ExecutorConfig {
   float gpu_memory_utilization = 0.9f;
   int32_t max_num_seqs = 256, max_num_batched_tokens = 8192;
   int32_t num_threads = 0;  // 0 = all cores
+  bool enforce_eager = false;  // CUDA: no graphs, every kernel launched one by one
 };
 
 }  // namespace spindle

@@ -73,6 +73,8 @@ export const ResultTiming = {
   totalMs: 3,
   /** Not a time: device-to-host copies the step made (CUDA: 1, the result slab; CPU: 0). */
   deviceToHostCopies: 4,
+  /** Not a time: 1 when the forward pass replayed a captured CUDA graph (decode-only steps). */
+  cudaGraphReplayed: 5,
 } as const;
 
 export type LogitsMode = 0 | 1 | 2;

@@ -18,6 +18,7 @@ export const OPTION_FLAGS = {
   kvCacheMemoryBytes: '--kv-cache-memory-bytes',
   gpuMemoryUtilization: '--gpu-memory-utilization',
   device: '--device',
+  enforceEager: '--enforce-eager',
   dtype: '--dtype',
   seed: '--seed',
   detokenizerWorkers: '--detokenizer-workers',
@@ -58,6 +59,8 @@ const optionsSchema = z.object({
   kvCacheMemoryBytes: positiveInt.default(4 * 1024 ** 3),
   gpuMemoryUtilization: z.number().gt(0).lte(1).default(0.9),
   device: z.enum(['auto', 'cpu', 'cuda']).default('auto'),
+  /** CUDA: launch every kernel one by one instead of replaying decode steps' CUDA graphs. */
+  enforceEager: z.boolean().default(false),
   dtype: z.enum(['auto', 'float32', 'bfloat16']).default('auto'),
   seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
   detokenizerWorkers: positiveInt.max(64).default(2),
@@ -88,6 +91,7 @@ export interface EngineConfig {
   readonly numBlocks: number;
   readonly gpuMemoryUtilization: number;
   readonly device: 'cpu' | 'cuda';
+  readonly enforceEager: boolean;
   readonly dtype: 'float32' | 'bfloat16';
   readonly seed: number;
   readonly detokenizerWorkers: number;
@@ -179,6 +183,7 @@ export function resolveEngineConfig(options: EngineOptions, machine: MachineInfo
     numBlocks,
     gpuMemoryUtilization: o.gpuMemoryUtilization,
     device,
+    enforceEager: o.enforceEager,
     dtype,
     seed: o.seed,
     detokenizerWorkers: o.detokenizerWorkers,

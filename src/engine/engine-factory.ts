@@ -32,6 +32,7 @@ export async function createEngineParts(options: CreateEngineOptions): Promise<E
     maxNumSeqs: config.maxNumSeqs,
     maxNumBatchedTokens: config.maxNumBatchedTokens,
     numThreads: config.numThreads,
+    enforceEager: config.enforceEager,
   });
   let pool: TokenizerPool | null = null;
   try {

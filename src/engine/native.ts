@@ -65,6 +65,8 @@ export interface NativeExecutorOptions {
   maxNumBatchedTokens: number;
   /** CPU threads for kernels; 0 = all cores. */
   numThreads: number;
+  /** CUDA: no graphs, every kernel launched one by one (vLLM's --enforce-eager); default false. */
+  enforceEager?: boolean;
 }
 
 export interface NativeExecutor {

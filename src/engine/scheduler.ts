@@ -7,6 +7,9 @@
  * reaches the end samples a token. When KV blocks run out, the newest running sequence
  * is preempted by recompute: its blocks are freed and it goes back to the front of the
  * waiting queue, to be prefilled again (prompt + output so far) later.
+ * The rows of a schedule list one-token rows first (decodes, in schedule order), then the
+ * rest: the CUDA backend runs its decode-attention kernel on that leading run and its
+ * prefill kernel on the others, as vLLM v1 reorders its batch.
  */
 import type { BlockManager } from './block-manager.ts';
 import { extendBlockKeys } from './prefix-hash.ts';
@@ -104,7 +107,7 @@ export class Scheduler {
     }
 
     const numTokens = this.limits.maxNumBatchedTokens - budget;
-    return { rows, numTokens, numPrefillTokens, preempted };
+    return { rows: oneTokenRowsFirst(rows), numTokens, numPrefillTokens, preempted };
   }
 
   /**
@@ -175,6 +178,13 @@ export class Scheduler {
     this.numPreemptions += 1;
     this.waiting.unshift(seq);
   }
+}
+
+/** Stable partition: rows computing one token, then rows computing several. */
+function oneTokenRowsFirst(rows: ScheduledSeq[]): ScheduledSeq[] {
+  const single = rows.filter((row) => row.numNewTokens === 1);
+  if (single.length === rows.length || single.length === 0) return rows;
+  return single.concat(rows.filter((row) => row.numNewTokens !== 1));
 }
 
 function filterInPlace<T>(items: T[], keep: (item: T) => boolean): void {

@@ -43,6 +43,7 @@ export const ENGINE_FLAGS: FlagTable = {
   dtype: { kind: 'string', choices: ['auto', 'float32', 'bfloat16', 'float16'], help: 'Weight and KV-cache dtype (auto: bfloat16 on CUDA, float32 on the CPU)', defaultText: 'auto' },
   seed: { kind: 'int', min: 0, help: 'Seed of the sampling streams and of dummy weights', defaultText: '0' },
   device: { kind: 'string', choices: ['cpu', 'cuda'], help: 'Where the model runs', defaultText: 'cuda when a GPU is present, else cpu (demo model: cpu)' },
+  'enforce-eager': { kind: 'boolean', help: 'CUDA: launch every kernel one by one instead of replaying CUDA graphs of decode steps', defaultText: 'off (graphs on)' },
   'detokenizer-workers': { kind: 'int', min: 1, max: 64, help: 'Worker threads that detokenize in parallel with the step loop', defaultText: '2' },
   // vLLM spells the pair as one argparse BooleanOptionalAction; Node 20's parseArgs has no negation.
   'enable-prefix-caching': { kind: 'boolean', help: 'Reuse the KV blocks of a prompt prefix that an earlier request computed', defaultText: 'on' },

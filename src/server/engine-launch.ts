@@ -32,6 +32,7 @@ export interface EngineFlags {
   detokenizerWorkers?: number;
   /** undefined: the engine's default (on, as in vLLM v1). */
   enablePrefixCaching?: boolean;
+  enforceEager?: boolean;
 }
 
 export interface LaunchedEngine {
@@ -104,6 +105,7 @@ export async function launchEngine(flags: EngineFlags, log: (line: string) => vo
     numBlocks: flags.numKvBlocks,
     detokenizerWorkers: flags.detokenizerWorkers,
     enablePrefixCaching: flags.enablePrefixCaching,
+    enforceEager: flags.enforceEager,
   };
   log(`loading ${isDemo ? 'the demo model' : source.name} on ${device}`);
   const engine = await Engine.create(options);

@@ -35,6 +35,21 @@ describe('Scheduler', () => {
     expect(next.numPrefillTokens).toBe(4);
   });
 
+  it('lists one-token rows first, each group in schedule order', () => {
+    const { scheduler } = setup(100, 4, 8, 32);
+    const long = makeSeq(6);
+    const single = makeSeq(1);
+    const other = makeSeq(3);
+    [long, single, other].forEach((s) => scheduler.add(s));
+    const out = scheduler.schedule();
+    expect(out.rows.map((r) => [r.seq, r.numNewTokens])).toEqual([
+      [single, 1],
+      [long, 6],
+      [other, 3],
+    ]);
+    expect(out.numTokens).toBe(10);
+  });
+
   it('splits a prompt longer than the budget into chunks over several steps', () => {
     const { scheduler } = setup(100, 4, 8, 16);
     const long = makeSeq(50);

@@ -52,6 +52,7 @@ if has bench && [ -x /tmp/decode_attention ]; then
 fi
 if has vitest; then
   SPINDLE_HF_REF_DIR=/tmp/hfref timeout 420 npx vitest run test/gpu/kernels.test.ts test/gpu/hf-parity.test.ts test/gpu/executor-cuda.test.ts \
+    test/gpu/sampler.test.ts test/engine/engine-cuda.test.ts \
     > "$OUT/vitest.log" 2>&1
   echo "vitest rc=$?"
   # The kernels again with the cp.async decode pipeline built in (a candidate default).

@@ -8,7 +8,12 @@
  *    (float32 on both; summation order differs);
  *  - logitsMode 1 rows equal mode 2's last-token rows (≤ 1e-5: the LM-head GEMM may pick
  *    another algorithm for 3 rows than for 99), and the greedy token is their argmax;
- *  - every step makes exactly one device-to-host copy.
+ *  - every step makes exactly one device-to-host copy;
+ *  - decode-only steps replay CUDA graphs (batch padded to 1, 2, 4, 8k) and give the eager
+ *    launches' greedy tokens and logprobs (|Δ| ≤ 1e-4; the context split differs), also
+ *    after mixed steps whose leading decodes take the decode kernel; the CPU backend agrees
+ *    (tokens wherever its top-2 margin exceeds 1e-3; logprobs |Δ| ≤ 1e-3); padding rows
+ *    write no KV (sequence 0 owns slot 0, and later steps still agree).
  * Skips with the reason without a CUDA device (or without ../shared for the first check).
  */
 import { existsSync } from 'node:fs';
@@ -59,6 +64,45 @@ async function step(exec: NativeExecutor, feeds: Feed[], blockSize: number, voca
   b.queryStartLoc[feeds.length] = t;
   const r = readResult(await exec.step(b.buffer), shape, vocab);
   return { logits: r.logits.slice(), sampled: r.sampledTokenIds.slice(), copies: r.timings[ResultTiming.deviceToHostCopies] };
+}
+
+interface Row {
+  /** Tokens fed this step (one for a decode). */
+  tokens: number[];
+  start: number;
+  blocks: number[];
+}
+
+/** One greedy step (logitsMode 0) with the top-2 logprobs of each row. */
+async function greedyStep(exec: NativeExecutor, rows: Row[], blockSize: number, vocab: number): Promise<{ ids: number[]; logprobs: number[]; margins: number[]; graph: number }> {
+  const maxBlocks = Math.max(...rows.map((r) => r.blocks.length));
+  const shape: BatchShape = { numSeqs: rows.length, numTokens: rows.reduce((n, r) => n + r.tokens.length, 0), maxBlocksPerSeq: maxBlocks, maxTopLogprobs: 2, logitsMode: 0, numPenaltyTokens: 0 };
+  const b = createBatch(shape);
+  let t = 0;
+  rows.forEach((row, s) => {
+    b.queryStartLoc[s] = t;
+    row.tokens.forEach((token, i) => {
+      const pos = row.start + i;
+      b.inputIds[t] = token;
+      b.positions[t] = pos;
+      b.slotMapping[t] = row.blocks[Math.floor(pos / blockSize)] * blockSize + (pos % blockSize);
+      t++;
+    });
+    b.seqLens[s] = row.start + row.tokens.length;
+    row.blocks.forEach((block, k) => (b.blockTables[s * maxBlocks + k] = block));
+    b.isSampled[s] = 1;
+    b.topP[s] = 1;
+    b.repetitionPenalty[s] = 1;
+    b.numLogprobs[s] = 2;
+  });
+  b.queryStartLoc[rows.length] = t;
+  const r = readResult(await exec.step(b.buffer), shape, vocab);
+  return {
+    ids: [...r.sampledTokenIds],
+    logprobs: [...r.sampledLogprobs],
+    margins: rows.map((_, s) => r.topLogprobs[2 * s] - r.topLogprobs[2 * s + 1]),
+    graph: r.timings[ResultTiming.cudaGraphReplayed],
+  };
 }
 
 function tokens(count: number, vocab: number, seed: number): number[] {
@@ -131,4 +175,68 @@ describe.skipIf(reason !== '')('CUDA executor', () => {
     expect(decodeErr).toBeLessThanOrEqual(1e-4);
     expect(gpu.copies).toEqual([1, 1, 1]);
   }, 120_000);
+
+  it('decode steps replay CUDA graphs that equal eager launches and the CPU backend', async () => {
+    const model: NativeModelConfig = {
+      family: 'llama', hiddenSize: 256, intermediateSize: 512, numLayers: 2, numHeads: 8, numKvHeads: 2, headDim: 64,
+      vocabSize: 1000, maxPositionEmbeddings: 1024, rmsNormEps: 1e-5, ropeTheta: 10000, ropeScaling: null,
+      tieWordEmbeddings: false, attentionBias: false, qkNorm: false,
+    };
+    const maxNumSeqs = 40;
+    const blocksPerSeq = 8;
+    const blocksOf = (s: number): number[] => Array.from({ length: blocksPerSeq }, (_, k) => s * blocksPerSeq + k);
+    const options = (device: 'cpu' | 'cuda', enforceEager: boolean): NativeExecutorOptions => ({
+      device, dtype: 'float32', model, weights: { kind: 'dummy', seed: 7 }, blockSize: 16, numBlocks: maxNumSeqs * blocksPerSeq,
+      gpuMemoryUtilization: 0.5, maxNumSeqs, maxNumBatchedTokens: 1024, numThreads: 0, enforceEager,
+    });
+    // The schedule, fixed up front (teacher forcing), so every executor sees the same inputs:
+    // each entry lists sequences; a sequence's first appearance feeds its whole prompt.
+    const prompts = Array.from({ length: 38 }, (_, s) => tokens(1 + ((s * 17) % 60), 1000, 100 + s));
+    const range = (n: number, from = 0): number[] => Array.from({ length: n }, (_, i) => from + i);
+    const schedule: number[][] = [range(37), range(37), [0], range(3), range(9), [...range(5), 37], range(17), range(33), [37, 1]];
+    const run = async (device: 'cpu' | 'cuda', enforceEager: boolean) => {
+      const exec = new (loadNative().Executor)(options(device, enforceEager));
+      const lengths = new Array<number>(prompts.length).fill(0);
+      const steps: Awaited<ReturnType<typeof greedyStep>>[] = [];
+      try {
+        for (const [k, seqs] of schedule.entries()) {
+          const rows = seqs.map((s) => {
+            const fed = lengths[s] === 0 ? prompts[s] : [(s * 31 + k * 7) % 1000];
+            const row = { tokens: fed, start: lengths[s], blocks: blocksOf(s) };
+            lengths[s] += fed.length;
+            return row;
+          });
+          steps.push(await greedyStep(exec, rows, 16, 1000));
+        }
+      } finally {
+        exec.close();
+      }
+      return steps;
+    };
+    const graph = await run('cuda', false);
+    const eager = await run('cuda', true);
+    const cpu = await run('cpu', false);
+    // Steps 0 (prompts; sequence 0's is one token, so the decode kernel takes row 0) and 5
+    // (five decodes, then sequence 37's prompt) are mixed; every other step is decode-only.
+    const isDecodeOnly = schedule.map((_, k) => k !== 0 && k !== 5);
+    expect(graph.map((st) => st.graph)).toEqual(isDecodeOnly.map((d) => (d ? 1 : 0)));
+    expect(eager.every((st) => st.graph === 0)).toBe(true);
+    let maxGraphDelta = 0;
+    let maxCpuDelta = 0;
+    let numCompared = 0;
+    schedule.forEach((_, k) => {
+      expect(graph[k].ids, `step ${k}: graph vs eager tokens`).toEqual(eager[k].ids);
+      graph[k].logprobs.forEach((lp, i) => (maxGraphDelta = Math.max(maxGraphDelta, Math.abs(lp - eager[k].logprobs[i]))));
+      cpu[k].ids.forEach((id, i) => {
+        if (cpu[k].margins[i] <= 1e-3) return;
+        numCompared++;
+        expect(graph[k].ids[i], `step ${k} row ${i}: graph vs CPU token`).toBe(id);
+        maxCpuDelta = Math.max(maxCpuDelta, Math.abs(graph[k].logprobs[i] - cpu[k].logprobs[i]));
+      });
+    });
+    console.log(`CUDA graphs vs eager: max |Δ logprob| ${maxGraphDelta.toExponential(2)}; vs CPU (${numCompared} rows): ${maxCpuDelta.toExponential(2)}`);
+    expect(maxGraphDelta).toBeLessThanOrEqual(1e-4);
+    expect(maxCpuDelta).toBeLessThanOrEqual(1e-3);
+    expect(numCompared).toBeGreaterThan(100);
+  }, 180_000);
 });

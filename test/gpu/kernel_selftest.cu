@@ -305,7 +305,7 @@ struct PagedCase {
 };
 
 template <typename T>
-void CheckAttention(const PagedCase& c, bool decode, int num_splits, const char* label) {
+void CheckAttention(const PagedCase& c, bool decode, int num_splits, const char* label, bool per_seq_split = false) {
   const int ns = int(c.q_lens.size());
   int max_blocks = 0, total_blocks = 0, nt = 0, max_q = 0;
   for (int s = 0; s < ns; ++s) {
@@ -337,7 +337,8 @@ void CheckAttention(const PagedCase& c, bool decode, int num_splits, const char*
   const AttentionShape shape{ns, nt, c.nh, c.nkv, c.hd, c.block_size, max_blocks, q_stride};
   if (decode) {
     int max_len = *std::max_element(c.seq_lens.begin(), c.seq_lens.end());
-    int split_tokens = ((max_len + num_splits - 1) / num_splits + 15) / 16 * 16;
+    // per_seq_split: split_tokens 0, each sequence cut by its own length (CUDA graphs).
+    int split_tokens = per_seq_split ? 0 : ((max_len + num_splits - 1) / num_splits + 15) / 16 * 16;
     Dev<float> ws(DecodeAttentionWorkspaceBytes(ns, c.nh, c.hd, num_splits) / 4);
     PagedDecodeAttention<T>(d_q.ptr, d_k.ptr, d_v.ptr, d_tables.ptr, d_lens.ptr, d_out.ptr, ws.ptr, shape, num_splits,
                             split_tokens, 0);
@@ -379,6 +380,42 @@ void CheckAttention(const PagedCase& c, bool decode, int num_splits, const char*
 }
 
 // ---- token bans (min_tokens): -inf at each sampled row's banned ids, nothing else touched ----
+// ---- decode graph inputs: columns copied into fixed buffers, padding rows past num_seqs ----
+void CheckPadDecodeGraphInputs() {
+  const int ns = 5, padded = 8, in_width = 7, width = 10, bs = 16;
+  const int32_t kSentinel = -777;  // entries the kernel must leave alone
+  std::vector<int32_t> ids(ns), pos(ns), slots(ns), lens(ns), tables(size_t(ns) * in_width);
+  for (int s = 0; s < ns; ++s) {
+    lens[s] = RandomInt(1, in_width * bs);
+    ids[s] = RandomInt(0, 1000);
+    pos[s] = lens[s] - 1;
+    slots[s] = RandomInt(0, 5000);
+    for (int j = 0; j < in_width; ++j) tables[size_t(s) * in_width + j] = RandomInt(0, 300);
+  }
+  DevInts d_ids(ids), d_pos(pos), d_slots(slots), d_lens(lens), d_tables(tables);
+  std::vector<int32_t> poisoned(size_t(padded) * (4 + width), kSentinel);
+  DevInts d_dst(poisoned);
+  const DecodeGraphInputs dst{d_dst.ptr, d_dst.ptr + padded, d_dst.ptr + 2 * padded, d_dst.ptr + 3 * padded,
+                              d_dst.ptr + 4 * padded};
+  PadDecodeGraphInputs(d_ids.ptr, d_pos.ptr, d_slots.ptr, d_lens.ptr, d_tables.ptr, ns, in_width, bs, dst, padded, width, 0);
+  CUDA_CHECK(cudaDeviceSynchronize());
+  std::vector<int32_t> out(poisoned.size());
+  CUDA_CHECK(cudaMemcpy(out.data(), d_dst.ptr, out.size() * 4, cudaMemcpyDeviceToHost));
+  long wrong = 0;
+  Error e;
+  for (int r = 0; r < padded; ++r) {
+    const bool real = r < ns;
+    const int32_t want[4] = {real ? ids[r] : 0, real ? pos[r] : 0, real ? slots[r] : -1, real ? lens[r] : 0};
+    for (int c = 0; c < 4; ++c) wrong += out[size_t(c) * padded + r] != want[c];
+    const int used = real ? (lens[r] + bs - 1) / bs : 0;
+    for (int j = 0; j < width; ++j) {
+      const int32_t got = out[4 * size_t(padded) + size_t(r) * width + j];
+      wrong += got != (j < used ? tables[size_t(r) * in_width + j] : kSentinel);
+    }
+  }
+  Report("pad_decode_graph_inputs", "int32", e, 0.0, wrong);
+}
+
 void CheckTokenBans() {
   const int ns = 7, vocab = 1000;
   const int64_t stride = vocab + 5;  // rows padded: the kernel must use the stride
@@ -492,6 +529,7 @@ void CheckAll() {
   PagedCase llama{32, 8, 128, 16, {1, 1, 1, 1, 1, 1, 1}, {1, 17, 300, 64, 700, 33, 129}};
   CheckAttention<T>(llama, true, 1, "paged_decode_attention.gqa4.hd128");
   CheckAttention<T>(llama, true, 5, "paged_decode_attention.gqa4.hd128.split5");
+  CheckAttention<T>(llama, true, 7, "paged_decode_attention.gqa4.hd128.split7.per_seq", true);
   PagedCase qwen{16, 2, 64, 16, {1, 1, 1}, {500, 2, 77}};
   CheckAttention<T>(qwen, true, 3, "paged_decode_attention.gqa8.hd64.split3");
   // Prefill: fresh prompts, chunks after cached context, single tokens, mixed in one batch.
@@ -516,6 +554,7 @@ int main(int argc, char** argv) {
     CheckAll<__nv_bfloat16>();
     CheckGreedyPlaceholder();
     CheckTokenBans();
+    CheckPadDecodeGraphInputs();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "kernel_selftest: %s\n", e.what());
     return 1;

@@ -17,16 +17,17 @@ import { cudaSkipReason } from './cuda-device.ts';
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const KERNEL_SOURCES = [
   'embedding.cu', 'rms_norm.cu', 'qkv_rope_kv_write.cu', 'silu_mul.cu', 'gather_rows.cu', 'paged_decode_attention.cu',
-  'prefill_attention.cu', 'prefill_attention_wmma.cu', 'weight_init.cu', 'greedy_sampler_placeholder.cu', 'rope_frequencies.cc', 'token_bans.cu',
+  'prefill_attention.cu', 'prefill_attention_wmma.cu', 'weight_init.cu', 'greedy_sampler_placeholder.cu', 'rope_frequencies.cc', 'token_bans.cu', 'decode_graph_inputs.cu',
 ].map((f) => path.join(repoRoot, 'native/src/cuda', f));
 /** Every kernel family must report for each dtype it runs in. */
 const EXPECTED = [
   'embedding', 'fused_add_rms_norm.out', 'fused_add_rms_norm.residual', 'rms_norm.out', 'qkv_rope_kv_write.hd128.llama3.q',
   'qkv_rope_kv_write.hd64.bias.k_cache', 'qkv_rope_kv_write.hd128.qknorm.q', 'qkv_rope_kv_write.hd8.v_cache', 'silu_mul',
-  'gather_last_token_rows', 'convert_f16', 'paged_decode_attention.gqa4.hd128', 'paged_decode_attention.gqa4.hd128.split5',
+  'gather_last_token_rows', 'convert_f16', 'paged_decode_attention.gqa4.hd128', 'paged_decode_attention.gqa4.hd128.split5', 'paged_decode_attention.gqa4.hd128.split7.per_seq',
   'paged_decode_attention.gqa8.hd64.split3', 'prefill_attention.gqa4.hd128', 'prefill_attention.gqa4.hd64.long', 'prefill_attention.gqa2.hd8', 'prefill_attention.mha.hd256',
-  'apply_token_bans',
 ];
+/** Kernels with no dtype parameter, reported once. */
+const EXPECTED_ONCE = ['greedy_sample_placeholder', 'apply_token_bans', 'pad_decode_graph_inputs'];
 
 interface Check {
   kernel: string;
@@ -89,7 +90,7 @@ describe.skipIf(reason !== '')('CUDA kernels vs float64 references', () => {
     for (const dtype of ['float32', 'bfloat16']) {
       for (const name of EXPECTED) expect(checks.some((c) => c.kernel === name && c.dtype === dtype), `${name} [${dtype}] reported`).toBe(true);
     }
-    expect(checks.some((c) => c.kernel === 'greedy_sample_placeholder')).toBe(true);
+    for (const name of EXPECTED_ONCE) expect(checks.some((c) => c.kernel === name), `${name} reported`).toBe(true);
     for (const c of checks) {
       expect(c.unwritten, `${c.kernel} [${c.dtype}] unwritten`).toBe(0);
       expect(c.untouchedViolations, `${c.kernel} [${c.dtype}] touched unmapped cache slots`).toBe(0);

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cublas_loader.h"
@@ -14,6 +15,7 @@
 #include "gemm.h"
 #include "gpu_weights.h"
 #include "kernels.h"
+#include "phase_timer.h"
 #include "profile_batch.h"
 #include "rope_frequencies.h"
 #include "sample_step.h"
@@ -28,6 +30,48 @@ constexpr size_t kCublasWorkspaceBytes = 32u << 20;
 // Slot of the step result's timing header where the number of D2H copies is reported
 // (ResultTiming.deviceToHostCopies in src/engine/batch-layout.ts).
 constexpr int kTimingD2hCopies = 4;
+constexpr int kTimingGraphReplayed = 5;  // ResultTiming.cudaGraphReplayed
+
+// The device columns one forward pass reads, and what the host worked out about them.
+struct ForwardInputs {
+  const int32_t *input_ids, *positions, *slot_mapping, *seq_lens, *block_tables, *query_start_loc;
+  int num_tokens, num_seqs;
+  int num_decodes;             // sequences [0, num_decodes) compute one token each: decode kernel
+  int max_blocks_per_seq;      // row stride of block_tables
+  int max_prefill_query_len;   // longest query among sequences [num_decodes, num_seqs)
+  int num_splits;              // the decode kernel's context split (pieces per sequence)
+};
+
+// Owns one instantiated CUDA graph.
+class GraphExec {
+ public:
+  GraphExec() = default;
+  explicit GraphExec(cudaGraphExec_t exec) : exec_(exec) {}
+  ~GraphExec() { if (exec_) cudaGraphExecDestroy(exec_); }
+  GraphExec(GraphExec&& o) noexcept : exec_(std::exchange(o.exec_, nullptr)) {}
+  GraphExec& operator=(GraphExec&& o) noexcept {
+    if (this != &o) {
+      if (exec_) cudaGraphExecDestroy(exec_);
+      exec_ = std::exchange(o.exec_, nullptr);
+    }
+    return *this;
+  }
+  cudaGraphExec_t get() const { return exec_; }
+
+ private:
+  cudaGraphExec_t exec_ = nullptr;
+};
+
+// Batch sizes decode graphs are captured for (vLLM's): 1, 2, 4, then every multiple of 8,
+// up to max_seqs (itself included); a batch runs in the smallest that holds it.
+std::vector<int> DecodeGraphSizes(int max_seqs) {
+  std::vector<int> sizes;
+  for (int n : {1, 2, 4})
+    if (n < max_seqs) sizes.push_back(n);
+  for (int n = 8; n < max_seqs; n += 8) sizes.push_back(n);
+  sizes.push_back(max_seqs);
+  return sizes;
+}
 
 template <typename T>
 class CudaBackend final : public Backend {
@@ -59,10 +103,12 @@ class CudaBackend final : public Backend {
     } else {
       ProfileAndSizeKvCache();
     }
+    PrepareDecodeGraphs();
   }
 
   ~CudaBackend() override {
     cudaDeviceSynchronize();
+    graph_execs_.clear();
     if (cublas_) LoadCublas().Destroy(cublas_);
   }
 
@@ -91,14 +137,18 @@ class CudaBackend final : public Backend {
     std::memcpy(pinned_batch_.get(), host_base, batch.byte_length);
 
     cudaStream_t stream = compute_.get();
+    const ForwardInputs in = DescribeBatch(batch, host_base);
+    const bool use_graph = CanReplayDecodeGraph(batch, in);
+    timer_.BeginStep(in.num_decodes == in.num_seqs ? "decode" : "mixed", stream, batch.num_tokens);
     CUDA_CHECK(cudaEventRecord(ev_start_.get(), stream));
     CUDA_CHECK(cudaMemcpyAsync(device_batch_.get(), pinned_batch_.get(), batch.byte_length, cudaMemcpyHostToDevice, stream));
+    timer_.Mark("copy_batch_to_device", stream);
     // Device views of the batch columns: same offsets as on the host.
     auto dev = [&](const int32_t* host_column) {
       return reinterpret_cast<const int32_t*>(device_batch_.get<char>() + (reinterpret_cast<const char*>(host_column) - host_base));
     };
     StepResult slab = LayStepResult(device_slab_.get(), batch);
-    const float* logits = Forward(batch, dev, slab);
+    const float* logits = use_graph ? ReplayDecodeGraph(batch, in) : Forward(in, batch.logits_mode, slab.logits);
     CUDA_CHECK(cudaEventRecord(ev_forward_.get(), stream));
 
     if (batch.num_banned_tokens > 0) {
@@ -110,10 +160,12 @@ class CudaBackend final : public Backend {
       ApplyTokenBans(banned, m_.vocab_size, dev(batch.is_sampled), dev(batch.banned_offsets), dev(batch.banned_tokens),
                      batch.num_seqs, stream);
       logits = banned;
+      timer_.Mark("token_bans", stream);
     }
     SampleStep(SamplerArgsForBatch(batch, host_base, device_batch_.get(), logits, m_.vocab_size, m_.vocab_size, slab,
                                    sampler_workspace_.get(), sampler_workspace_.bytes()),
                stream);
+    timer_.Mark("sample", stream);
     CUDA_CHECK(cudaEventRecord(ev_sampled_.get(), stream));
 
     // The one device-to-host copy, on its own stream once the compute stream is done.
@@ -123,6 +175,7 @@ class CudaBackend final : public Backend {
     CUDA_CHECK(cudaEventRecord(ev_copied_.get(), copy_.get()));
     CUDA_CHECK(cudaEventSynchronize(ev_copied_.get()));  // the step's one host synchronisation
     ++step_index_;
+    timer_.Collect();
 
     std::memcpy(out, slot.get(), slab_bytes);
     float* timings = static_cast<float*>(out);
@@ -132,13 +185,44 @@ class CudaBackend final : public Backend {
     CUDA_CHECK(cudaEventElapsedTime(&timings[2], ev_sampled_.get(), ev_copied_.get()));
     timings[3] = std::chrono::duration<float, std::milli>(std::chrono::steady_clock::now() - host_start).count();
     timings[kTimingD2hCopies] = static_cast<float>(num_d2h_copies_ - copies_before);
+    timings[kTimingGraphReplayed] = use_graph ? 1.f : 0.f;
   }
 
  private:
-  template <typename Dev>
-  const float* Forward(const StepBatch& b, Dev dev, const StepResult& slab) {
+  // The forward pass's view of a validated batch: device columns, and the leading run of
+  // one-token sequences (the scheduler lists them first) that the decode kernel takes.
+  ForwardInputs DescribeBatch(const StepBatch& b, const char* host_base) const {
+    auto dev = [&](const int32_t* host_column) {
+      return reinterpret_cast<const int32_t*>(device_batch_.get<char>() + (reinterpret_cast<const char*>(host_column) - host_base));
+    };
+    ForwardInputs in{dev(b.input_ids), dev(b.positions), dev(b.slot_mapping), dev(b.seq_lens), dev(b.block_tables),
+                     dev(b.query_start_loc), b.num_tokens, b.num_seqs, 0, b.max_blocks_per_seq, 0, 1};
+    if (DecodeAttentionSupported(m_.head_dim, m_.num_heads / m_.num_kv_heads)) {
+      while (in.num_decodes < b.num_seqs && b.query_start_loc[in.num_decodes + 1] == in.num_decodes + 1) ++in.num_decodes;
+    }
+    int max_decode_len = 0;
+    for (int s = 0; s < in.num_decodes; ++s) max_decode_len = std::max(max_decode_len, b.seq_lens[s]);
+    for (int s = in.num_decodes; s < b.num_seqs; ++s)
+      in.max_prefill_query_len = std::max(in.max_prefill_query_len, b.query_start_loc[s + 1] - b.query_start_loc[s]);
+    in.num_splits = DecodeSplits(in.num_decodes, max_decode_len);
+    return in;
+  }
+
+  // Pieces to cut each decode context into: more when sequences x KV heads would leave the
+  // SMs idle (flash-decoding), never pieces under kMinSplitTokens of the longest context.
+  int DecodeSplits(int num_seqs, int max_seq_len) const {
+    const int blocks = std::max(1, num_seqs * m_.num_kv_heads);
+    if (blocks >= 2 * num_sms_) return 1;
+    const int splits = std::min((2 * num_sms_ + blocks - 1) / blocks, (max_seq_len + kMinSplitTokens - 1) / kMinSplitTokens);
+    return std::max(1, std::min(splits, kMaxDecodeSplits));
+  }
+
+  // The layers and the LM head on `in`. Returns the sampled rows' logits [num_seqs, vocab]:
+  // in `returned_logits` when logits_mode is 1, else in the scratch rows; logits_mode 2 also
+  // writes every token's logits into `returned_logits` (tests).
+  const float* Forward(const ForwardInputs& in, int logits_mode, float* returned_logits) {
     cudaStream_t stream = compute_.get();
-    const int nt = b.num_tokens, ns = b.num_seqs;
+    const int nt = in.num_tokens, ns = in.num_seqs, nd = in.num_decodes;
     const int hidden = m_.hidden_size, hd = m_.head_dim, nh = m_.num_heads, nkv = m_.num_kv_heads;
     const int inter = m_.intermediate_size, vocab = m_.vocab_size;
     const int qkv_width = (nh + 2 * nkv) * hd;
@@ -150,63 +234,130 @@ class CudaBackend final : public Backend {
     T* attn = attn_.get<T>();          // [max_tokens, nh * hd]
     T* gate_up = gate_up_.get<T>();    // [max_tokens, 2 * inter]
     T* act = act_.get<T>();            // [max_tokens, inter]
+    const int mbps = in.max_blocks_per_seq;
+    const AttentionShape decode_shape{nd, nd, nh, nkv, hd, config_.block_size, mbps, qkv_width};
+    const AttentionShape prefill_shape{ns - nd, nt, nh, nkv, hd, config_.block_size, mbps, qkv_width};
 
-    int max_query_len = 0, max_seq_len = 0;
-    for (int s = 0; s < ns; ++s) {
-      max_query_len = std::max(max_query_len, b.query_start_loc[s + 1] - b.query_start_loc[s]);
-      max_seq_len = std::max(max_seq_len, b.seq_lens[s]);
-    }
-    const int group = nh / nkv;
-    const bool is_decode = nt == ns && max_query_len == 1 && DecodeAttentionSupported(hd, group);
-    int num_splits = 1, split_tokens = std::max(max_seq_len, 1);
-    if (is_decode) ChooseSplits(ns, max_seq_len, &num_splits, &split_tokens);
-    const AttentionShape shape{ns, nt, nh, nkv, hd, config_.block_size, b.max_blocks_per_seq, qkv_width};
-
-    EmbeddingGather<T>(dev(b.input_ids), weights_->embed, residual, nt, hidden, vocab, stream);
+    EmbeddingGather<T>(in.input_ids, weights_->embed, residual, nt, hidden, vocab, stream);
+    timer_.Mark("embedding", stream);
     const size_t layer_cache_elems = KvLayerElems();
     for (int i = 0; i < m_.num_layers; ++i) {
       const GpuLayerWeights<T>& L = weights_->layers[i];
       T* k_cache = kv_cache_.get<T>() + (2 * static_cast<size_t>(i)) * layer_cache_elems;
       T* v_cache = k_cache + layer_cache_elems;
       FusedAddRmsNorm<T>(i == 0 ? nullptr : delta, residual, L.input_norm, normed, nt, hidden, eps, stream);
+      timer_.Mark("add_rms_norm", stream);
       Linear<T>(cublas_, normed, L.qkv, qkv, false, nt, qkv_width, hidden);
-      QkvRopeKvWrite<T>(qkv, L.qkv_bias, L.q_norm, L.k_norm, inv_freq_.get<float>(), dev(b.positions),
-                        dev(b.slot_mapping), k_cache, v_cache, nt, nh, nkv, hd, eps, stream);
-      if (is_decode) {
-        PagedDecodeAttention<T>(qkv, k_cache, v_cache, dev(b.block_tables), dev(b.seq_lens), attn,
-                                decode_workspace_.get<float>(), shape, num_splits, split_tokens, stream);
-      } else {
-        PrefillAttention<T>(qkv, k_cache, v_cache, dev(b.block_tables), dev(b.seq_lens), dev(b.query_start_loc),
-                            dev(b.positions), attn, shape, max_query_len, stream);
+      timer_.Mark("gemm_qkv", stream);
+      QkvRopeKvWrite<T>(qkv, L.qkv_bias, L.q_norm, L.k_norm, inv_freq_.get<float>(), in.positions, in.slot_mapping,
+                        k_cache, v_cache, nt, nh, nkv, hd, eps, stream);
+      timer_.Mark("qkv_rope_kv_write", stream);
+      if (nd > 0) {
+        // split_tokens 0: each sequence's own length / num_splits (one shape for any context).
+        PagedDecodeAttention<T>(qkv, k_cache, v_cache, in.block_tables, in.seq_lens, attn,
+                                decode_workspace_.get<float>(), decode_shape, in.num_splits, 0, stream);
+        timer_.Mark("attention_decode", stream);
+      }
+      if (nd < ns) {
+        // The other sequences: their own rows of the per-sequence columns; token rows stay absolute.
+        PrefillAttention<T>(qkv, k_cache, v_cache, in.block_tables + static_cast<size_t>(nd) * mbps, in.seq_lens + nd,
+                            in.query_start_loc + nd, in.positions, attn, prefill_shape, in.max_prefill_query_len, stream);
+        timer_.Mark("attention_prefill", stream);
       }
       Linear<T>(cublas_, attn, L.o_proj, delta, false, nt, hidden, nh * hd);
+      timer_.Mark("gemm_o", stream);
       FusedAddRmsNorm<T>(delta, residual, L.post_norm, normed, nt, hidden, eps, stream);
+      timer_.Mark("add_rms_norm", stream);
       Linear<T>(cublas_, normed, L.gate_up, gate_up, false, nt, 2 * inter, hidden);
+      timer_.Mark("gemm_gate_up", stream);
       SiluMul<T>(gate_up, act, nt, inter, stream);
+      timer_.Mark("silu_mul", stream);
       Linear<T>(cublas_, act, L.down, delta, false, nt, hidden, inter);
+      timer_.Mark("gemm_down", stream);
     }
     FusedAddRmsNorm<T>(delta, residual, weights_->final_norm, normed, nt, hidden, eps, stream);
-    // logitsMode 2 (tests): every token's logits into the slab, besides the sampled rows below.
-    if (b.logits_mode == 2) Linear<T>(cublas_, normed, weights_->lm_head, slab.logits, true, nt, vocab, hidden);
-    T* last = last_hidden_.get<T>();  // [max_seqs, hidden]
-    GatherLastTokenRows<T>(normed, dev(b.query_start_loc), last, ns, hidden, stream);
-    float* logits = b.logits_mode == 1 ? slab.logits : logits_scratch_.get<float>();  // [num_seqs, vocab]
+    timer_.Mark("add_rms_norm", stream);
+    if (logits_mode == 2) Linear<T>(cublas_, normed, weights_->lm_head, returned_logits, true, nt, vocab, hidden);
+    // Each sequence's last token; with one token per sequence those are the rows themselves.
+    const T* last = normed;
+    if (nd < ns) {
+      GatherLastTokenRows<T>(normed, in.query_start_loc, last_hidden_.get<T>(), ns, hidden, stream);
+      last = last_hidden_.get<T>();
+    }
+    float* logits = logits_mode == 1 ? returned_logits : logits_scratch_.get<float>();  // [num_seqs, vocab]
     Linear<T>(cublas_, last, weights_->lm_head, logits, true, ns, vocab, hidden);
+    timer_.Mark("lm_head", stream);
     return logits;
   }
 
-  // Split the context when sequences x KV heads would leave the SMs idle (flash-decoding).
-  void ChooseSplits(int num_seqs, int max_seq_len, int* num_splits, int* split_tokens) const {
-    const int blocks = num_seqs * m_.num_kv_heads;
-    int splits = 1;
-    if (blocks < 2 * num_sms_) {
-      splits = std::min((2 * num_sms_ + blocks - 1) / blocks, (max_seq_len + kMinSplitTokens - 1) / kMinSplitTokens);
-      splits = std::max(1, std::min(splits, kMaxDecodeSplits));
+  // ---- CUDA graphs of decode-only steps ----
+
+  // Decode-only steps (every sequence one token), unless the executor runs eagerly, a test
+  // asks for logits, the profiler times kernels one by one, or a block table is wider than
+  // the graphs' tables.
+  bool CanReplayDecodeGraph(const StepBatch& b, const ForwardInputs& in) const {
+    if (config_.enforce_eager || timer_.enabled() || b.logits_mode != 0 || graph_sizes_.empty()) return false;
+    if (in.num_decodes != in.num_seqs || in.num_tokens != in.num_seqs) return false;
+    for (int s = 0; s < in.num_seqs; ++s)
+      if ((b.seq_lens[s] + config_.block_size - 1) / config_.block_size > graph_table_width_) return false;
+    return true;
+  }
+
+  // Copies the batch into the graph inputs of the smallest captured size that holds it,
+  // capturing that graph first if it is new, and replays it. Returns the logits rows.
+  const float* ReplayDecodeGraph(const StepBatch& b, const ForwardInputs& in) {
+    cudaStream_t stream = compute_.get();
+    const size_t index = std::lower_bound(graph_sizes_.begin(), graph_sizes_.end(), in.num_seqs) - graph_sizes_.begin();
+    const int padded = graph_sizes_[index];
+    const int width = graph_table_width_;
+    int32_t* base = graph_inputs_.get<int32_t>();
+    const DecodeGraphInputs dst{base, base + max_seqs_, base + 2 * max_seqs_, base + 3 * max_seqs_, base + 4 * max_seqs_};
+    PadDecodeGraphInputs(in.input_ids, in.positions, in.slot_mapping, in.seq_lens, in.block_tables, in.num_seqs,
+                         b.max_blocks_per_seq, config_.block_size, dst, padded, width, stream);
+    if (!graph_execs_[index].get()) graph_execs_[index] = CaptureDecodeGraph(dst, padded);
+    CUDA_CHECK(cudaGraphLaunch(graph_execs_[index].get(), stream));
+    return logits_scratch_.get<float>();
+  }
+
+  // The forward pass of `padded` one-token sequences read from `inputs`, recorded once. The
+  // context split depends on the batch size only: each sequence is cut by its own length.
+  GraphExec CaptureDecodeGraph(const DecodeGraphInputs& inputs, int padded) {
+    cudaStream_t stream = compute_.get();
+    int32_t* query_start_loc = graph_query_start_loc_.get<int32_t>();  // 0..padded, unused by decode-only steps
+    const ForwardInputs in{inputs.input_ids, inputs.positions, inputs.slot_mapping, inputs.seq_lens, inputs.block_tables,
+                           query_start_loc, padded, padded, padded, graph_table_width_, 0,
+                           DecodeSplits(padded, graph_table_width_ * config_.block_size)};
+    cudaGraph_t graph = nullptr;
+    CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+    try {
+      Forward(in, 0, nullptr);
+    } catch (...) {
+      cudaStreamEndCapture(stream, &graph);
+      if (graph) cudaGraphDestroy(graph);
+      throw;
     }
-    int per_split = (max_seq_len + splits - 1) / splits;
-    per_split = (per_split + 15) / 16 * 16;
-    *num_splits = splits;
-    *split_tokens = std::max(per_split, 16);
+    CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
+    cudaGraphExec_t exec = nullptr;
+    const cudaError_t err = cudaGraphInstantiate(&exec, graph, 0);
+    cudaGraphDestroy(graph);
+    CUDA_CHECK(err);
+    return GraphExec(exec);
+  }
+
+  // Graph inputs for up to max_seqs sequences, tables as wide as the longest sequence the
+  // model or the cache allows. Captured graphs point at the KV cache, so they are dropped
+  // whenever it is reallocated.
+  void PrepareDecodeGraphs() {
+    graph_execs_.clear();
+    graph_sizes_ = DecodeGraphSizes(max_seqs_);
+    graph_execs_.resize(graph_sizes_.size());
+    const int64_t longest = (static_cast<int64_t>(m_.max_position_embeddings) + config_.block_size - 1) / config_.block_size;
+    graph_table_width_ = static_cast<int>(std::min<int64_t>(longest, num_blocks_));
+    graph_inputs_.Grow((4 + static_cast<size_t>(graph_table_width_)) * max_seqs_ * sizeof(int32_t));
+    std::vector<int32_t> starts(max_seqs_ + 1);
+    for (int s = 0; s <= max_seqs_; ++s) starts[s] = s;
+    graph_query_start_loc_.Grow(starts.size() * sizeof(int32_t));
+    CUDA_CHECK(cudaMemcpy(graph_query_start_loc_.get(), starts.data(), starts.size() * sizeof(int32_t), cudaMemcpyHostToDevice));
   }
 
   size_t KvLayerElems() const {
@@ -231,6 +382,7 @@ class CudaBackend final : public Backend {
   }
 
   void AllocateKvCache(int32_t num_blocks) {
+    graph_execs_.clear();
     kv_cache_.Release();
     num_blocks_ = num_blocks;
     kv_cache_.Grow(2 * static_cast<size_t>(m_.num_layers) * KvLayerElems() * sizeof(T));
@@ -288,6 +440,13 @@ class CudaBackend final : public Backend {
   DeviceBuffer device_batch_;     // the packed batch on the device
   DeviceBuffer device_slab_;      // the step result, laid out as batch_layout.h's StepResult
   PinnedBuffer pinned_slots_[2];  // D2H targets, alternating by step
+
+  std::vector<int> graph_sizes_;          // padded batch sizes, ascending
+  std::vector<GraphExec> graph_execs_;    // per size, captured on first use
+  int graph_table_width_ = 0;             // block-table row stride of the graph inputs
+  DeviceBuffer graph_inputs_;             // DecodeGraphInputs' columns, max_seqs rows each
+  DeviceBuffer graph_query_start_loc_;    // 0, 1, ..., max_seqs
+  PhaseTimer timer_;                      // SPINDLE_CUDA_PROFILE only
 };
 
 }  // namespace

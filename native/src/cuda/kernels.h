@@ -49,13 +49,31 @@ struct AttentionShape {
 
 // paged_decode_attention.cu: one query token per sequence (query_start_loc[s] = s); each KV
 // head's cache read once for its whole GQA group; split along the context into num_splits
-// pieces (partials in `workspace`, then a reduce) when the grid would be too small.
+// pieces (partials in `workspace`, then a reduce) when the grid would be too small: pieces of
+// split_tokens tokens, or with split_tokens 0 each sequence's own length / num_splits.
+// A sequence of length 0 (graph padding) gets zeros.
 bool DecodeAttentionSupported(int head_dim, int group_size);
 size_t DecodeAttentionWorkspaceBytes(int num_seqs, int num_heads, int head_dim, int num_splits);
 template <typename T>
 void PagedDecodeAttention(const T* q, const T* k_cache, const T* v_cache, const int32_t* block_tables,
                           const int32_t* seq_lens, T* out, float* workspace, const AttentionShape& shape,
                           int num_splits, int split_tokens, cudaStream_t stream);
+
+// decode_graph_inputs.cu: the decode columns of a batch of num_seqs sequences copied into a
+// CUDA graph's fixed input buffers of padded_seqs rows (block tables at row stride
+// padded_width); rows past num_seqs become padding: token 0 at position 0, slot -1 (no KV
+// write), length 0 (no attention).
+struct DecodeGraphInputs {
+  int32_t* input_ids;     // [padded_seqs]
+  int32_t* positions;     // [padded_seqs]
+  int32_t* slot_mapping;  // [padded_seqs]
+  int32_t* seq_lens;      // [padded_seqs]
+  int32_t* block_tables;  // [padded_seqs, padded_width]
+};
+void PadDecodeGraphInputs(const int32_t* input_ids, const int32_t* positions, const int32_t* slot_mapping,
+                          const int32_t* seq_lens, const int32_t* block_tables, int num_seqs, int max_blocks_per_seq,
+                          int block_size, const DecodeGraphInputs& dst, int padded_seqs, int padded_width,
+                          cudaStream_t stream);
 
 // prefill_attention.cu: tiled (flash-attention style) causal attention, varlen via
 // query_start_loc, every key (earlier context and this step's tokens) read from the paged cache.

@@ -72,8 +72,11 @@ __global__ void __launch_bounds__(kDecodeWarps * 32)
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int slot = lane / kLanes, sub = lane % kLanes;
   const int seq_len = seq_lens[seq];
-  const int begin = split * split_tokens;
-  const int end = min(seq_len, begin + split_tokens);
+  // split_tokens 0: each sequence cut into num_splits even pieces of its own length (whole
+  // 16-token steps), so one launch shape serves any context length (CUDA graphs).
+  const int span = split_tokens > 0 ? split_tokens : ((seq_len + num_splits - 1) / num_splits + 15) / 16 * 16;
+  const int begin = split * span;
+  const int end = min(seq_len, begin + span);
   const float scale = rsqrtf(static_cast<float>(kHeadDim));
 
   const T* q_group = q + static_cast<size_t>(seq) * shape.q_stride + kv_head * group * kHeadDim;
