@@ -109,6 +109,8 @@ export interface NativeBinding {
   cudaDeviceCount(): number;
   /** Why CUDA is unavailable ('' when it is available): shown in skipped tests and logs. */
   cudaUnavailableReason(): string;
+  /** Test-only: the packed batch the CUDA backend steps once to size its KV cache. */
+  packProfileBatchForTest(numTokens: number, blockSize: number, vocabSize: number): ArrayBuffer;
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));

@@ -187,7 +187,7 @@ describe.skipIf(reason !== '')('CUDA executor', () => {
     const blocksOf = (s: number): number[] => Array.from({ length: blocksPerSeq }, (_, k) => s * blocksPerSeq + k);
     const options = (device: 'cpu' | 'cuda', enforceEager: boolean): NativeExecutorOptions => ({
       device, dtype: 'float32', model, weights: { kind: 'dummy', seed: 7 }, blockSize: 16, numBlocks: maxNumSeqs * blocksPerSeq,
-      gpuMemoryUtilization: 0.5, maxNumSeqs, maxNumBatchedTokens: 1024, numThreads: 0, enforceEager,
+      gpuMemoryUtilization: 0.5, maxNumSeqs, maxNumBatchedTokens: 4096, numThreads: 0, enforceEager,
     });
     // The schedule, fixed up front (teacher forcing), so every executor sees the same inputs:
     // each entry lists sequences; a sequence's first appearance feeds its whole prompt.

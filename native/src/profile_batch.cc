@@ -4,7 +4,7 @@
 
 #include "batch_layout.h"
 
-namespace spindle::cuda {
+namespace spindle {
 
 std::vector<int32_t> PackProfileBatch(int num_tokens, int block_size, int vocab_size) {
   const int num_blocks = (num_tokens + block_size - 1) / block_size;
@@ -31,7 +31,8 @@ std::vector<int32_t> PackProfileBatch(int num_tokens, int block_size, int vocab_
   p.push_back(0);                                          // num_logprobs
   p.push_back(0); p.push_back(0);                          // penalty_offsets
   p.push_back(0);                                          // penalty_prompt_lens
+  p.push_back(0); p.push_back(0);                          // banned_offsets
   return p;
 }
 
-}  // namespace spindle::cuda
+}  // namespace spindle
