@@ -25,8 +25,8 @@ if has bench; then
   (nvcc -std=c++17 -O3 -arch=sm_90 --use_fast_math -lineinfo -I native/src -I native/src/cuda \
      bench/gpu/decode_attention.cu native/src/cuda/paged_decode_attention.cu -o /tmp/decode_attention > "$OUT/bench-build.log" 2>&1
    echo "bench build rc=$?" >> "$OUT/bench-build.log"
-   # Variants (pipeline stages, warps per block) for comparison; the default is stages 2, 4 warps.
-   for v in "1 4" "4 4" "2 8"; do set -- $v
+   # Variants (pipeline stages, warps per block) for comparison; the default is stages 1, 4 warps.
+   for v in "2 4" "4 4" "1 8"; do set -- $v
      nvcc -std=c++17 -O3 -arch=sm_90 --use_fast_math -DSPINDLE_DECODE_STAGES=$1 -DSPINDLE_DECODE_WARPS=$2 -I native/src -I native/src/cuda \
        bench/gpu/decode_attention.cu native/src/cuda/paged_decode_attention.cu -o /tmp/decode_attention_s$1_w$2 >> "$OUT/bench-build.log" 2>&1
    done

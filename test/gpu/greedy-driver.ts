@@ -15,6 +15,8 @@ export interface GreedyRun {
   topIds: number[][][];
   /** One entry per step: ResultTiming.deviceToHostCopies. */
   copiesPerStep: number[];
+  /** One entry per step: ResultTiming.cudaGraphReplayed. */
+  graphPerStep: number[];
 }
 
 export function blocksPerSeq(maxLen: number, blockSize: number): number {
@@ -56,12 +58,13 @@ function packStep(feeds: SeqFeed[], blockSize: number, numBlocksPerSeq: number, 
 export async function runGreedy(exec: NativeExecutor, prompts: number[][], numNewTokens: number, blockSize: number, vocabSize: number, topN: number): Promise<GreedyRun> {
   const maxLen = Math.max(...prompts.map((p) => p.length)) + numNewTokens;
   const perSeq = blocksPerSeq(maxLen, blockSize);
-  const run: GreedyRun = { tokens: prompts.map(() => []), topIds: prompts.map(() => []), copiesPerStep: [] };
+  const run: GreedyRun = { tokens: prompts.map(() => []), topIds: prompts.map(() => []), copiesPerStep: [], graphPerStep: [] };
   let feeds: SeqFeed[] = prompts.map((p, seq) => ({ seq, tokens: p, start: 0 }));
   for (let step = 0; step < numNewTokens; step++) {
     const { views, shape } = packStep(feeds, blockSize, perSeq, topN, 0);
     const result = readResult(await exec.step(views.buffer), shape, vocabSize);
     run.copiesPerStep.push(result.timings[ResultTiming.deviceToHostCopies]);
+    run.graphPerStep.push(result.timings[ResultTiming.cudaGraphReplayed]);
     feeds = feeds.map((f, s) => {
       const token = result.sampledTokenIds[s];
       run.tokens[f.seq].push(token);

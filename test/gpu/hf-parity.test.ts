@@ -91,6 +91,11 @@ describe.each(loadCases())('CUDA vs transformers: $case', (ref) => {
       const numNew = ref.greedy[0].length;
       const run = await runGreedy(exec, ref.prompts, numNew, BLOCK_SIZE, ref.vocabSize, TOP_N);
       expect(run.copiesPerStep).toEqual(run.copiesPerStep.map(() => 1));
+      // The prompts' step runs eagerly; every decode step replays a CUDA graph where the
+      // decode kernel takes the model's heads (head_dim 64/128/256: not stories260K's 8).
+      const { config } = await readModelConfig(path.join(ref.modelDir, 'config.json'));
+      const usesGraphs = [64, 128, 256].includes(config.headDim);
+      expect(run.graphPerStep).toEqual(run.graphPerStep.map((_, step) => (usesGraphs && step > 0 ? 1 : 0)));
       let identical = 0;
       const problems: string[] = [];
       ref.prompts.forEach((_, p) => {

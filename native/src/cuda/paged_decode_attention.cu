@@ -23,7 +23,7 @@ namespace spindle::cuda {
 constexpr int kDecodeWarps = SPINDLE_DECODE_WARPS;
 // > 1: K/V staged through shared memory by a cp.async pipeline this deep (groups <= 4 only).
 #ifndef SPINDLE_DECODE_STAGES
-#define SPINDLE_DECODE_STAGES 2
+#define SPINDLE_DECODE_STAGES 1
 #endif
 constexpr int kPipelineStages = SPINDLE_DECODE_STAGES;
 
