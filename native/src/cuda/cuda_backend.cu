@@ -143,10 +143,7 @@ class CudaBackend final : public Backend {
     CUDA_CHECK(cudaEventRecord(ev_start_.get(), stream));
     CUDA_CHECK(cudaMemcpyAsync(device_batch_.get(), pinned_batch_.get(), batch.byte_length, cudaMemcpyHostToDevice, stream));
     timer_.Mark("copy_batch_to_device", stream);
-    // Device views of the batch columns: same offsets as on the host.
-    auto dev = [&](const int32_t* host_column) {
-      return reinterpret_cast<const int32_t*>(device_batch_.get<char>() + (reinterpret_cast<const char*>(host_column) - host_base));
-    };
+    auto dev = [&](const int32_t* host_column) { return OnDevice(host_column, host_base); };
     StepResult slab = LayStepResult(device_slab_.get(), batch);
     const float* logits = use_graph ? ReplayDecodeGraph(batch, in) : Forward(in, batch.logits_mode, slab.logits);
     CUDA_CHECK(cudaEventRecord(ev_forward_.get(), stream));
@@ -189,12 +186,15 @@ class CudaBackend final : public Backend {
   }
 
  private:
+  // The device copy of a batch column: the same offset from the batch's start as on the host.
+  const int32_t* OnDevice(const int32_t* host_column, const char* host_base) const {
+    return reinterpret_cast<const int32_t*>(device_batch_.get<char>() + (reinterpret_cast<const char*>(host_column) - host_base));
+  }
+
   // The forward pass's view of a validated batch: device columns, and the leading run of
   // one-token sequences (the scheduler lists them first) that the decode kernel takes.
   ForwardInputs DescribeBatch(const StepBatch& b, const char* host_base) const {
-    auto dev = [&](const int32_t* host_column) {
-      return reinterpret_cast<const int32_t*>(device_batch_.get<char>() + (reinterpret_cast<const char*>(host_column) - host_base));
-    };
+    auto dev = [&](const int32_t* host_column) { return OnDevice(host_column, host_base); };
     ForwardInputs in{dev(b.input_ids), dev(b.positions), dev(b.slot_mapping), dev(b.seq_lens), dev(b.block_tables),
                      dev(b.query_start_loc), b.num_tokens, b.num_seqs, 0, b.max_blocks_per_seq, 0, 1};
     if (DecodeAttentionSupported(m_.head_dim, m_.num_heads / m_.num_kv_heads)) {
