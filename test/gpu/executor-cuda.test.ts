@@ -20,7 +20,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { createBatch, readResult, ResultTiming, type BatchShape } from '../../src/engine/batch-layout.ts';
+import { createBatch, readResult, ResultTiming, type BatchShape, type LogitsMode } from '../../src/engine/batch-layout.ts';
 import { readModelConfig } from '../../src/engine/model-config.ts';
 import { loadNative, type NativeExecutor, type NativeExecutorOptions, type NativeModelConfig } from '../../src/engine/native.ts';
 import { locateTensors } from '../../src/engine/weights.ts';
@@ -40,10 +40,10 @@ interface Feed {
   blocks: number[];
 }
 
-/** One step over `feeds` with logitsMode 2; returns every fed token's logits and the copy count. */
-async function step(exec: NativeExecutor, feeds: Feed[], blockSize: number, vocab: number, logitsMode: 1 | 2 = 2): Promise<{ logits: Float32Array; sampled: Int32Array; copies: number }> {
+/** A greedy batch over `feeds` (positions and slots from each feed's blocks); topN logprobs per row. */
+function packFeeds(feeds: Feed[], blockSize: number, logitsMode: LogitsMode, topN: number): { batch: ArrayBuffer; shape: BatchShape } {
   const maxBlocks = Math.max(...feeds.map((f) => f.blocks.length));
-  const shape: BatchShape = { numSeqs: feeds.length, numTokens: feeds.reduce((n, f) => n + f.tokens.length, 0), maxBlocksPerSeq: maxBlocks, maxTopLogprobs: 0, logitsMode, numPenaltyTokens: 0 };
+  const shape: BatchShape = { numSeqs: feeds.length, numTokens: feeds.reduce((n, f) => n + f.tokens.length, 0), maxBlocksPerSeq: maxBlocks, maxTopLogprobs: topN, logitsMode, numPenaltyTokens: 0 };
   const b = createBatch(shape);
   let t = 0;
   feeds.forEach((f, s) => {
@@ -60,47 +60,27 @@ async function step(exec: NativeExecutor, feeds: Feed[], blockSize: number, voca
     b.isSampled[s] = 1;
     b.topP[s] = 1;
     b.repetitionPenalty[s] = 1;
+    b.numLogprobs[s] = topN;
   });
   b.queryStartLoc[feeds.length] = t;
-  const r = readResult(await exec.step(b.buffer), shape, vocab);
+  return { batch: b.buffer, shape };
+}
+
+/** One step over `feeds` with logitsMode 2; returns every fed token's logits and the copy count. */
+async function step(exec: NativeExecutor, feeds: Feed[], blockSize: number, vocab: number, logitsMode: 1 | 2 = 2): Promise<{ logits: Float32Array; sampled: Int32Array; copies: number }> {
+  const { batch, shape } = packFeeds(feeds, blockSize, logitsMode, 0);
+  const r = readResult(await exec.step(batch), shape, vocab);
   return { logits: r.logits.slice(), sampled: r.sampledTokenIds.slice(), copies: r.timings[ResultTiming.deviceToHostCopies] };
 }
 
-interface Row {
-  /** Tokens fed this step (one for a decode). */
-  tokens: number[];
-  start: number;
-  blocks: number[];
-}
-
 /** One greedy step (logitsMode 0) with the top-2 logprobs of each row. */
-async function greedyStep(exec: NativeExecutor, rows: Row[], blockSize: number, vocab: number): Promise<{ ids: number[]; logprobs: number[]; margins: number[]; graph: number }> {
-  const maxBlocks = Math.max(...rows.map((r) => r.blocks.length));
-  const shape: BatchShape = { numSeqs: rows.length, numTokens: rows.reduce((n, r) => n + r.tokens.length, 0), maxBlocksPerSeq: maxBlocks, maxTopLogprobs: 2, logitsMode: 0, numPenaltyTokens: 0 };
-  const b = createBatch(shape);
-  let t = 0;
-  rows.forEach((row, s) => {
-    b.queryStartLoc[s] = t;
-    row.tokens.forEach((token, i) => {
-      const pos = row.start + i;
-      b.inputIds[t] = token;
-      b.positions[t] = pos;
-      b.slotMapping[t] = row.blocks[Math.floor(pos / blockSize)] * blockSize + (pos % blockSize);
-      t++;
-    });
-    b.seqLens[s] = row.start + row.tokens.length;
-    row.blocks.forEach((block, k) => (b.blockTables[s * maxBlocks + k] = block));
-    b.isSampled[s] = 1;
-    b.topP[s] = 1;
-    b.repetitionPenalty[s] = 1;
-    b.numLogprobs[s] = 2;
-  });
-  b.queryStartLoc[rows.length] = t;
-  const r = readResult(await exec.step(b.buffer), shape, vocab);
+async function greedyStep(exec: NativeExecutor, feeds: Feed[], blockSize: number, vocab: number): Promise<{ ids: number[]; logprobs: number[]; margins: number[]; graph: number }> {
+  const { batch, shape } = packFeeds(feeds, blockSize, 0, 2);
+  const r = readResult(await exec.step(batch), shape, vocab);
   return {
     ids: [...r.sampledTokenIds],
     logprobs: [...r.sampledLogprobs],
-    margins: rows.map((_, s) => r.topLogprobs[2 * s] - r.topLogprobs[2 * s + 1]),
+    margins: feeds.map((_, s) => r.topLogprobs[2 * s] - r.topLogprobs[2 * s + 1]),
     graph: r.timings[ResultTiming.cudaGraphReplayed],
   };
 }
