@@ -20,6 +20,7 @@ export async function createEngineParts(options: CreateEngineOptions): Promise<E
     { ...options, model },
     { numCudaDevices: native.cudaDeviceCount(), cudaUnavailableReason: native.cudaUnavailableReason() },
   );
+  // Read (and parsed) before the executor loads the weights: a broken template fails start-up fast.
   const chatTemplate = await readChatTemplate(model.tokenizerDir);
   const executor: NativeExecutor = new native.Executor({
     device: config.device,

@@ -1,23 +1,13 @@
 /**
  * Chat messages → prompt text through the model's own Jinja chat template (tokenizer_config.json),
- * rendered with @huggingface/jinja as transformers' apply_chat_template would.
+ * rendered with @huggingface/jinja as transformers' apply_chat_template would. The template was
+ * parsed when the engine read it (a broken one fails start-up): here it is only rendered.
  */
-import { Template } from '@huggingface/jinja';
+import type { Template } from '@huggingface/jinja';
+import { parseChatTemplate } from '../engine/tokenizer-config.ts';
 import type { EngineClient } from '../engine/types.ts';
 import { badRequest } from './errors.ts';
 import type { ChatMessage } from './schemas.ts';
-
-/** Parsed templates by source text: a template is parsed once, rendered per request. */
-const parsedTemplates = new Map<string, Template>();
-
-function parseTemplate(source: string): Template {
-  let template = parsedTemplates.get(source);
-  if (!template) {
-    template = new Template(source);
-    parsedTemplates.set(source, template);
-  }
-  return template;
-}
 
 /** Text parts are joined with newlines, as vLLM does for text-only content lists. */
 function contentText(content: ChatMessage['content']): string {
@@ -26,7 +16,7 @@ function contentText(content: ChatMessage['content']): string {
   return content.map((part) => part.text).join('\n');
 }
 
-export function renderChatPrompt(engine: EngineClient, messages: ChatMessage[], addGenerationPrompt: boolean): string {
+export function renderChatPrompt(engine: Pick<EngineClient, 'modelName' | 'chatTemplate'>, messages: ChatMessage[], addGenerationPrompt: boolean): string {
   const chatTemplate = engine.chatTemplate;
   if (chatTemplate === null) {
     throw badRequest(
@@ -37,7 +27,9 @@ export function renderChatPrompt(engine: EngineClient, messages: ChatMessage[], 
   }
   let template: Template;
   try {
-    template = parseTemplate(chatTemplate.template);
+    // The engine's start-up parse is cached: this is a lookup (an EngineClient that did not read
+    // tokenizer_config.json, e.g. a test's fake, has its template parsed on first use).
+    template = parseChatTemplate(chatTemplate.template);
   } catch (err) {
     throw new Error(`the model's chat template does not parse: ${err instanceof Error ? err.message : String(err)}`);
   }

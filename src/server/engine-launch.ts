@@ -1,10 +1,7 @@
 /**
  * From the command line's engine flags to a running Engine: picks the model (a directory, vLLM's
- * dummy weights, or the built-in demo model), the device, and shows a progress bar on a TTY
- * while the weight files are read.
+ * dummy weights, or the built-in demo model) and the device, and logs what it loads.
  */
-import { createReadStream } from 'node:fs';
-import cliProgress from 'cli-progress';
 import { Engine } from '../engine/engine.ts';
 import type { EngineOptions } from '../engine/config.ts';
 import { dummyModelSource, loadModelSource } from '../engine/model-loader.ts';
@@ -43,29 +40,15 @@ export interface LaunchedEngine {
   defaultServedName: string;
 }
 
-/** Reads every weight file once with a byte progress bar, warming the page cache for the executor. */
-async function readWeightsWithProgress(source: ModelSource): Promise<void> {
-  if (source.weights.kind !== 'safetensors') return;
-  const files = new Map<string, number>();
-  for (const tensor of source.weights.tensors) files.set(tensor.file, Math.max(files.get(tensor.file) ?? 0, tensor.byteOffset + tensor.byteLength));
-  const totalBytes = [...files.values()].reduce((a, b) => a + b, 0);
-  const bar = new cliProgress.SingleBar(
-    { format: 'loading weights [{bar}] {percentage}% | {valueMiB}/{totalMiB} MiB', hideCursor: true, clearOnComplete: true, stream: process.stderr },
-    cliProgress.Presets.shades_classic,
-  );
-  const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(1);
-  bar.start(totalBytes, 0, { valueMiB: mib(0), totalMiB: mib(totalBytes) });
-  let numRead = 0;
-  try {
-    for (const [file, numBytes] of files) {
-      for await (const chunk of createReadStream(file, { start: 0, end: numBytes - 1, highWaterMark: 8 * 2 ** 20 })) {
-        numRead += (chunk as Buffer).length;
-        bar.update(numRead, { valueMiB: mib(numRead) });
-      }
-    }
-  } finally {
-    bar.stop();
-  }
+/**
+ * What is about to load, for the log line. There is no progress bar: the executor reads the
+ * weight files itself, and reading them beforehand only to show progress would read them twice.
+ */
+function describeWeights(source: ModelSource): string {
+  if (source.weights.kind === 'dummy') return 'random weights';
+  const files = new Set(source.weights.tensors.map((tensor) => tensor.file));
+  const numBytes = source.weights.tensors.reduce((sum, tensor) => sum + tensor.byteLength, 0);
+  return `${files.size} weight file${files.size === 1 ? '' : 's'}, ${(numBytes / 2 ** 20).toFixed(1)} MiB`;
 }
 
 async function pickModel(flags: EngineFlags, log: (line: string) => void): Promise<{ source: ModelSource; isDemo: boolean }> {
@@ -91,7 +74,6 @@ function pickDevice(flags: EngineFlags, isDemo: boolean): 'cpu' | 'cuda' {
 export async function launchEngine(flags: EngineFlags, log: (line: string) => void): Promise<LaunchedEngine> {
   const { source, isDemo } = await pickModel(flags, log);
   const device = pickDevice(flags, isDemo);
-  if (process.stderr.isTTY) await readWeightsWithProgress(source);
   const options: EngineOptions = {
     model: source,
     device,
@@ -107,7 +89,7 @@ export async function launchEngine(flags: EngineFlags, log: (line: string) => vo
     enablePrefixCaching: flags.enablePrefixCaching,
     enforceEager: flags.enforceEager,
   };
-  log(`loading ${isDemo ? 'the demo model' : source.name} on ${device}`);
+  log(`loading ${isDemo ? 'the demo model' : source.name} on ${device}: ${describeWeights(source)}`);
   const engine = await Engine.create(options);
   return {
     engine,

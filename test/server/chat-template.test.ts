@@ -1,0 +1,76 @@
+// The chat template is parsed once, when tokenizer_config.json is read at start-up: a template
+// that does not parse fails there (naming the file), and requests only render the parsed template.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { readChatTemplate } from '../../src/engine/tokenizer-config.ts';
+import { renderChatPrompt } from '../../src/server/chat-template.ts';
+import { ApiError } from '../../src/server/errors.ts';
+
+// Counts every Template the code under test constructs (each one is a parse).
+const parses = vi.hoisted(() => ({ count: 0 }));
+vi.mock('@huggingface/jinja', async (importOriginal) => {
+  const jinja = await importOriginal<typeof import('@huggingface/jinja')>();
+  class CountingTemplate extends jinja.Template {
+    constructor(source: string) {
+      parses.count++;
+      super(source);
+    }
+  }
+  return { ...jinja, Template: CountingTemplate };
+});
+
+const GOOD_TEMPLATE = "{{ bos_token }}{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}";
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+function tokenizerDir(config: Record<string, unknown>): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'spindle-chat-template-'));
+  dirs.push(dir);
+  writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify(config));
+  return dir;
+}
+
+describe('the chat template of tokenizer_config.json', () => {
+  it('fails to load when it does not parse, naming the file and the parse error', async () => {
+    const dir = tokenizerDir({ chat_template: '{% for m in messages %}{{ m.content }}{% endif %}', bos_token: '<s>', eos_token: '</s>' });
+    const loading = readChatTemplate(dir);
+    await expect(loading).rejects.toThrow(path.join(dir, 'tokenizer_config.json'));
+    await expect(loading).rejects.toThrow(/chat_template.*Unknown statement type: endif/);
+  });
+
+  it('checks the template a list of named templates uses (the default)', async () => {
+    const dir = tokenizerDir({ chat_template: [{ name: 'tool_use', template: GOOD_TEMPLATE }, { name: 'default', template: '{{ messages | }}' }] });
+    await expect(readChatTemplate(dir)).rejects.toThrow(/tokenizer_config\.json.*chat_template/);
+  });
+
+  it('is parsed once, when read: requests only render it', async () => {
+    const dir = tokenizerDir({ chat_template: GOOD_TEMPLATE, bos_token: '<s>', eos_token: '</s>' });
+    parses.count = 0;
+    const chatTemplate = await readChatTemplate(dir);
+    expect(parses.count).toBe(1);
+    const engine = { modelName: 'm', chatTemplate };
+    for (let i = 0; i < 3; i++) {
+      expect(renderChatPrompt(engine, [{ role: 'user', content: `hi ${i}` }], true)).toBe(`<s><user>hi ${i}<assistant>`);
+    }
+    expect(parses.count).toBe(1);
+  });
+
+  it('may be absent: chat requests then get a 400 that points to /v1/completions', async () => {
+    const chatTemplate = await readChatTemplate(tokenizerDir({ bos_token: '<s>', eos_token: '</s>' }));
+    expect(chatTemplate).toBeNull();
+    let error: unknown;
+    try {
+      renderChatPrompt({ modelName: 'm', chatTemplate }, [{ role: 'user', content: 'hi' }], true);
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ApiError);
+    expect(error).toMatchObject({ status: 400, code: 'chat_template_missing' });
+    expect((error as ApiError).message).toContain('/v1/completions');
+  });
+});
