@@ -61,6 +61,8 @@ export class Engine implements EngineClient {
   private nextSeqId = 0;
   private numGenerateCalls = 0;
   private stepCount = 0;
+  /** Prefix-cache queries in tokens (see EngineStats.prefixCacheQueries). */
+  private numPrefixCacheQueryTokens = 0;
   private isAlive = true;
   private isAccepting = true;
   private isStopped = false;
@@ -120,13 +122,23 @@ export class Engine implements EngineClient {
     return stream;
   }
 
+  /**
+   * Aborts a request still generating: its stream ends at once with finishReason 'abort'.
+   * A request whose finish is already decided (the step loop or a stop string finished it;
+   * only its last delta still waits for the detokenizer) keeps that finish: its last delta
+   * comes as usual (or is dropped, with the request, if the consumer has left).
+   */
   abort(requestId: string): void {
     if (this.live.abortTokenizing(requestId)) return;
     const seq = this.live.get(requestId);
     if (!seq || seq.isReported) return;
     // Blocks are freed by the loop at the next step boundary (a step in flight may read them).
-    seq.abort(performance.now());
-    this.live.deliver(seq, '', 0, true);
+    if (!seq.abort(performance.now())) return;
+    // Every token generated so far goes out, those the detokenizer has not reached too (their
+    // text is never produced): usage counts what the engine generated, as vLLM's does, and
+    // the deltas' tokenIds still add up to it. A token of a step still in flight is dropped
+    // by postprocessing, so it is neither in the output nor in the usage.
+    this.live.deliver(seq, '', seq.numTokens, true);
     this.wakeLoop();
   }
 
@@ -155,6 +167,10 @@ export class Engine implements EngineClient {
       numBlocks: this.blockManager.numBlocks,
       numFreeBlocks: this.blockManager.numFree,
       isAlive: this.isAlive,
+      numPreemptions: this.scheduler.numPreemptions,
+      prefixCacheQueries: this.numPrefixCacheQueryTokens,
+      // Hits are always whole blocks (the scheduler counts them as it admits a sequence).
+      prefixCacheHits: this.blockManager.numHitBlocks * this.blockManager.blockSize,
     };
   }
 
@@ -230,7 +246,9 @@ export class Engine implements EngineClient {
 
   private async runStep(): Promise<void> {
     const startMs = performance.now();
+    const admissible = this.admissionCandidates();
     const { rows, numTokens, numPrefillTokens } = this.scheduler.schedule();
+    this.countPrefixCacheQueries(admissible);
     if (rows.length === 0) throw new Error('the scheduler found no sequence it could run (KV cache too small for one sequence?)');
     for (const row of rows) row.seq.firstScheduledMs ??= startMs;
     const packStartMs = performance.now();
@@ -278,6 +296,24 @@ export class Engine implements EngineClient {
       // A benchmark's callback must not take the engine down.
       process.emitWarning(`onStep callback failed: ${err instanceof Error ? err.message : String(err)}`);
     }
+  }
+
+  /**
+   * The waiting sequences this step's schedule may admit (the scheduler admits from the
+   * front of the queue, at most up to maxNumSeqs running); none without the prefix cache.
+   */
+  private admissionCandidates(): Sequence[] {
+    if (!this.blockManager.isPrefixCachingEnabled) return [];
+    return this.scheduler.waiting.slice(0, Math.max(0, this.config.maxNumSeqs - this.scheduler.running.length));
+  }
+
+  /**
+   * vLLM v1 counts a prefix-cache query as every token of the sequence looked up (the
+   * block manager's numQueriedBlocks counts only the full blocks that could hit). A waiting
+   * sequence has nothing computed, so each one admitted was looked up.
+   */
+  private countPrefixCacheQueries(candidates: readonly Sequence[]): void {
+    for (const seq of candidates) if (seq.status === 'running') this.numPrefixCacheQueryTokens += seq.numTokens;
   }
 
   private detokSink(): DetokSink {

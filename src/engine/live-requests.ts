@@ -73,7 +73,10 @@ export class LiveRequests {
     stream.push(delta);
   }
 
-  /** Ends seq's stream with an error (its blocks are freed at the next step boundary). */
+  /**
+   * Ends seq's stream with an error (its blocks are freed at the next step boundary; a
+   * sequence still generating is marked finished by the abort, a finished one already is).
+   */
   fail(seq: Sequence, error: Error): void {
     if (seq.isReported) return;
     seq.abort(performance.now());

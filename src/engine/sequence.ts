@@ -112,12 +112,19 @@ export class Sequence {
     this.finishedMs ??= nowMs;
   }
 
-  /** Aborted: wins over any finish not yet reported. */
-  abort(nowMs: number): void {
+  /**
+   * Aborted while still generating; returns whether it was. A finish already decided
+   * (length, EOS or a stop token id by postprocessing, a stop string by a worker) stands,
+   * even while its last delta waits for the detokenizer: as in vLLM, an abort that comes
+   * after the engine finished a request does not change how it finished.
+   */
+  abort(nowMs: number): boolean {
+    if (this.status === 'finished') return false;
     this.status = 'finished';
     this.finishReason = 'abort';
     this.stopReason = undefined;
-    this.finishedMs ??= nowMs;
+    this.finishedMs = nowMs;
+    return true;
   }
 
   finish(reason: FinishReason, stopReason: string | number | undefined, nowMs: number): void {
@@ -131,7 +138,9 @@ export class Sequence {
   /**
    * The next delta of this sequence: `text` and its output tokens up to numCoveredTokens
    * (absolute), not yet reported; null when there is nothing to say. The last one carries
-   * the finish reason and usage (completion tokens = every token ever reported).
+   * the finish reason and usage (completion tokens = every token ever reported, so the
+   * deltas' tokenIds always add up to it; an abort reports every generated token, see
+   * Engine.abort).
    */
   takeDelta(text: string, numCoveredTokens: number, isLast: boolean): RequestDelta | null {
     const from = this.numReportedOutputTokens;
