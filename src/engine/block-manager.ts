@@ -24,6 +24,8 @@ export class BlockManager {
   private readonly blockByKey = new Map<string, number>();
   /** Blocks looked up by admitted sequences and the ones found cached, for metrics (counted by the scheduler). */
   numQueriedBlocks = 0;
+  /** Tokens of the sequences looked up in the prefix cache (vLLM v1's query count). */
+  numQueriedTokens = 0;
   numHitBlocks = 0;
 
   constructor(

@@ -61,8 +61,6 @@ export class Engine implements EngineClient {
   private nextSeqId = 0;
   private numGenerateCalls = 0;
   private stepCount = 0;
-  /** Prefix-cache queries in tokens (see EngineStats.prefixCacheQueries). */
-  private numPrefixCacheQueryTokens = 0;
   private isAlive = true;
   private isAccepting = true;
   private isStopped = false;
@@ -168,7 +166,7 @@ export class Engine implements EngineClient {
       numFreeBlocks: this.blockManager.numFree,
       isAlive: this.isAlive,
       numPreemptions: this.scheduler.numPreemptions,
-      prefixCacheQueries: this.numPrefixCacheQueryTokens,
+      prefixCacheQueries: this.blockManager.numQueriedTokens,
       // Hits are always whole blocks (the scheduler counts them as it admits a sequence).
       prefixCacheHits: this.blockManager.numHitBlocks * this.blockManager.blockSize,
     };
@@ -246,9 +244,7 @@ export class Engine implements EngineClient {
 
   private async runStep(): Promise<void> {
     const startMs = performance.now();
-    const admissible = this.admissionCandidates();
     const { rows, numTokens, numPrefillTokens } = this.scheduler.schedule();
-    this.countPrefixCacheQueries(admissible);
     if (rows.length === 0) throw new Error('the scheduler found no sequence it could run (KV cache too small for one sequence?)');
     for (const row of rows) row.seq.firstScheduledMs ??= startMs;
     const packStartMs = performance.now();
@@ -296,24 +292,6 @@ export class Engine implements EngineClient {
       // A benchmark's callback must not take the engine down.
       process.emitWarning(`onStep callback failed: ${err instanceof Error ? err.message : String(err)}`);
     }
-  }
-
-  /**
-   * The waiting sequences this step's schedule may admit (the scheduler admits from the
-   * front of the queue, at most up to maxNumSeqs running); none without the prefix cache.
-   */
-  private admissionCandidates(): Sequence[] {
-    if (!this.blockManager.isPrefixCachingEnabled) return [];
-    return this.scheduler.waiting.slice(0, Math.max(0, this.config.maxNumSeqs - this.scheduler.running.length));
-  }
-
-  /**
-   * vLLM v1 counts a prefix-cache query as every token of the sequence looked up (the
-   * block manager's numQueriedBlocks counts only the full blocks that could hit). A waiting
-   * sequence has nothing computed, so each one admitted was looked up.
-   */
-  private countPrefixCacheQueries(candidates: readonly Sequence[]): void {
-    for (const seq of candidates) if (seq.status === 'running') this.numPrefixCacheQueryTokens += seq.numTokens;
   }
 
   private detokSink(): DetokSink {

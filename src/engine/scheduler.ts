@@ -127,6 +127,7 @@ export class Scheduler {
       const numFreshBlocks = bm.blocksFor(numCachedTokens + numNewTokens) - hits.length;
       if (bm.numFree - bm.numFreeAmong(hits) < numFreshBlocks) return false;
       bm.numQueriedBlocks += numCandidates;
+      bm.numQueriedTokens += seq.numTokens;
       bm.numHitBlocks += hits.length;
       bm.share(hits);
       seq.blockTable.push(...hits);

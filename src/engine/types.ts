@@ -150,12 +150,10 @@ export interface EngineStats {
    * Counters since start (vLLM v1's): sequences preempted (by recompute) to free KV blocks;
    * prefix-cache queries, in tokens (every token of a sequence admitted with the cache on,
    * a preempted one again when it comes back); hits, in tokens (those found in the cache).
-   * Optional: an EngineClient that does not count them (a test fake) leaves them out, and
-   * /metrics reads 0.
    */
-  numPreemptions?: number;
-  prefixCacheQueries?: number;
-  prefixCacheHits?: number;
+  numPreemptions: number;
+  prefixCacheQueries: number;
+  prefixCacheHits: number;
 }
 
 /** What the server needs of the engine (implemented by Engine in engine.ts). */

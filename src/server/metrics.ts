@@ -52,10 +52,10 @@ export class ServerMetrics {
     gauge('vllm:kv_cache_usage_perc', 'Fraction of KV-cache blocks in use (1 = full).', () => engine.stats().kvUsage);
     // The pre-v1 name, still read by many dashboards.
     gauge('vllm:gpu_cache_usage_perc', 'Fraction of KV-cache blocks in use (1 = full); same as vllm:kv_cache_usage_perc.', () => engine.stats().kvUsage);
-    engineCounter('vllm:num_preemptions_total', 'Cumulative number of preemptions from the engine.', () => engine.stats().numPreemptions ?? 0);
+    engineCounter('vllm:num_preemptions_total', 'Cumulative number of preemptions from the engine.', () => engine.stats().numPreemptions);
     // In tokens, as vLLM v1 counts them: hits / queries is the prefix-cache hit rate.
-    engineCounter('vllm:prefix_cache_queries_total', 'Prefix cache queries, in terms of number of queried tokens.', () => engine.stats().prefixCacheQueries ?? 0);
-    engineCounter('vllm:prefix_cache_hits_total', 'Prefix cache hits, in terms of number of cached tokens.', () => engine.stats().prefixCacheHits ?? 0);
+    engineCounter('vllm:prefix_cache_queries_total', 'Prefix cache queries, in terms of number of queried tokens.', () => engine.stats().prefixCacheQueries);
+    engineCounter('vllm:prefix_cache_hits_total', 'Prefix cache hits, in terms of number of cached tokens.', () => engine.stats().prefixCacheHits);
     this.#timeToFirstToken = new Histogram({
       name: 'vllm:time_to_first_token_seconds',
       help: 'Time from request arrival to its first generated token, seconds.',

@@ -112,6 +112,9 @@ export class FakeEngine implements EngineClient {
       numBlocks: this.#numBlocks,
       numFreeBlocks: this.#numBlocks - this.#numUsedBlocks,
       isAlive: this.isAlive,
+      numPreemptions: 0,
+      prefixCacheQueries: 0,
+      prefixCacheHits: 0,
     };
   }
 
