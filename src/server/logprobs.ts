@@ -31,6 +31,13 @@ function allIds(entries: readonly TokenLogprob[]): number[] {
   return entries.flatMap((entry) => [entry.tokenId, ...entry.top.map((alt) => alt.tokenId)]);
 }
 
+/** Characters as vLLM's Python counts them (code points), not JavaScript's UTF-16 units. */
+export function codePointLength(text: string): number {
+  let n = 0;
+  for (const _ of text) n++;
+  return n;
+}
+
 /**
  * Completions shape for one delta. `textOffset` is where this delta's text starts within the
  * choice's text; the returned `nextTextOffset` is where the next delta's starts.
@@ -55,7 +62,7 @@ export async function completionLogprobs(
     if (!(token in top)) top[token] = finiteLogprob(entry.logprob);
     logprobs.top_logprobs.push(top);
     logprobs.text_offset.push(offset);
-    offset += token.length;
+    offset += codePointLength(token);
   }
   return { logprobs, nextTextOffset: offset };
 }

@@ -5,7 +5,7 @@ import { type AppContext, resolveModelName } from '../context.ts';
 import { badRequest } from '../errors.ts';
 import type { ChoiceEvent, ChoiceSpec } from '../generation.ts';
 import { respondWithJob } from '../job-response.ts';
-import { type CompletionLogprobs, completionLogprobs, mergeCompletionLogprobs } from '../logprobs.ts';
+import { codePointLength, type CompletionLogprobs, completionLogprobs, mergeCompletionLogprobs } from '../logprobs.ts';
 import { type ResolvedPrompt, resolveCompletionPrompts } from '../prompt.ts';
 import { parseJsonBody } from '../request-body.ts';
 import { paramsForSample, resolveMaxTokens, toSamplingParams } from '../sampling.ts';
@@ -55,7 +55,7 @@ class CompletionChoices {
     private readonly keepsOutput: boolean,
   ) {
     this.#echoTexts = echoTexts;
-    this.#textOffsets = echoTexts.map((text) => text?.length ?? 0);
+    this.#textOffsets = echoTexts.map((text) => codePointLength(text ?? ''));
     this.texts = echoTexts.map(() => '');
     this.logprobs = echoTexts.map(() => []);
     this.finishReasons = echoTexts.map(() => null);
