@@ -323,9 +323,9 @@ class CudaBackend final : public Backend {
   // context split depends on the batch size only: each sequence is cut by its own length.
   GraphExec CaptureDecodeGraph(const DecodeGraphInputs& inputs, int padded) {
     cudaStream_t stream = compute_.get();
-    int32_t* query_start_loc = graph_query_start_loc_.get<int32_t>();  // 0..padded, unused by decode-only steps
     const ForwardInputs in{inputs.input_ids, inputs.positions, inputs.slot_mapping, inputs.seq_lens, inputs.block_tables,
-                           query_start_loc, padded, padded, padded, graph_table_width_, 0,
+                           nullptr /* query_start_loc: read only when some sequence has several tokens */,
+                           padded, padded, padded, graph_table_width_, 0,
                            DecodeSplits(padded, graph_table_width_ * config_.block_size)};
     cudaGraph_t graph = nullptr;
     CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
@@ -354,10 +354,6 @@ class CudaBackend final : public Backend {
     const int64_t longest = (static_cast<int64_t>(m_.max_position_embeddings) + config_.block_size - 1) / config_.block_size;
     graph_table_width_ = static_cast<int>(std::min<int64_t>(longest, num_blocks_));
     graph_inputs_.Grow((4 + static_cast<size_t>(graph_table_width_)) * max_seqs_ * sizeof(int32_t));
-    std::vector<int32_t> starts(max_seqs_ + 1);
-    for (int s = 0; s <= max_seqs_; ++s) starts[s] = s;
-    graph_query_start_loc_.Grow(starts.size() * sizeof(int32_t));
-    CUDA_CHECK(cudaMemcpy(graph_query_start_loc_.get(), starts.data(), starts.size() * sizeof(int32_t), cudaMemcpyHostToDevice));
   }
 
   size_t KvLayerElems() const {
@@ -445,7 +441,6 @@ class CudaBackend final : public Backend {
   std::vector<GraphExec> graph_execs_;    // per size, captured on first use
   int graph_table_width_ = 0;             // block-table row stride of the graph inputs
   DeviceBuffer graph_inputs_;             // DecodeGraphInputs' columns, max_seqs rows each
-  DeviceBuffer graph_query_start_loc_;    // 0, 1, ..., max_seqs
   PhaseTimer timer_;                      // SPINDLE_CUDA_PROFILE only
 };
 
