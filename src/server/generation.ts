@@ -18,7 +18,7 @@ export interface ChoiceEvent {
   /** The OpenAI choice index: promptIndex * n + sample index, as vLLM numbers them. */
   index: number;
   delta: RequestDelta;
-  /** True for this choice's first event (chat sends the assistant role with it). */
+  /** True for this choice's first event (completions send the echoed prompt with it). */
   isFirst: boolean;
 }
 

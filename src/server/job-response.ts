@@ -24,8 +24,11 @@ export interface JobResponseOptions {
   specs: ChoiceSpec[];
   /** performance.now() when the request arrived (latency metrics start there). */
   arrivalMs: number;
-  /** null for one JSON body; else the chunks' object type and whether a usage chunk ends them. */
-  stream: { chunkObject: string; includeUsage: boolean } | null;
+  /**
+   * null for one JSON body; else the chunks' object type, whether a usage chunk ends them, and the
+   * choice entries (if any) that open the stream, each in a chunk of its own before any token.
+   */
+  stream: { chunkObject: string; includeUsage: boolean; openingChoices?: readonly object[] } | null;
   /**
    * Records one event in the route's per-choice state and returns the choice entry of its stream
    * chunk, or null to send no chunk (an empty, unfinished delta). Not streaming, the entry is unused.
@@ -56,10 +59,14 @@ export async function respondWithJob(c: Context, ctx: AppContext, options: JobRe
 
   if (stream) {
     const object = stream.chunkObject;
+    // The opening chunks are shaped as every other chunk (same id, created, model); like vLLM's
+    // without continuous usage stats, no chunk but the last carries a usage field.
+    const chunkOfChoice = (choice: object): object => ({ id, object, created, model, choices: [choice] });
     return streamJob(job, {
+      openingChunks: (stream.openingChoices ?? []).map(chunkOfChoice),
       async chunkOf(event) {
         const choice = await options.applyEvent(event);
-        return choice === null ? null : { id, object, created, model, choices: [choice] };
+        return choice === null ? null : chunkOfChoice(choice);
       },
       usageChunk: stream.includeUsage ? () => ({ id, object, created, model, choices: [], usage: usageOf(job) }) : null,
     }, { signal: c.req.raw.signal, describeError: ctx.describeError, onEnd: release });

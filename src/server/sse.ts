@@ -23,6 +23,11 @@ export function sseFrame(payload: object | string): Uint8Array {
 
 /** How a route turns its job's events into chunks. */
 export interface ChunkFormat {
+  /**
+   * Sent in order before any event is awaited, so the client has them as soon as the job is
+   * accepted (chat: one assistant-role chunk per choice, as vLLM and OpenAI open their streams).
+   */
+  openingChunks: readonly object[];
   /** The chunk for one event, or null to send nothing (an empty, unfinished delta). */
   chunkOf(event: ChoiceEvent): Promise<object | null>;
   /** With stream_options.include_usage: the last chunk, `choices: []` and the usage. */
@@ -39,6 +44,7 @@ export interface StreamOptions {
 }
 
 async function* chunksOf(job: GenerationJob, format: ChunkFormat): AsyncGenerator<object> {
+  yield* format.openingChunks;
   for await (const event of job.events()) {
     const chunk = await format.chunkOf(event);
     if (chunk !== null) yield chunk;

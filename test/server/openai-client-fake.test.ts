@@ -73,7 +73,7 @@ describe('openai client against the fake engine', () => {
     expect(usage?.completion_tokens).toBe(12);
   });
 
-  it('chats, whole and streamed, the role arriving with the first token', async () => {
+  it('chats, whole and streamed, the role in an opening chunk of its own', async () => {
     const messages: OpenAI.ChatCompletionMessageParam[] = [{ role: 'user', content: 'ping' }];
     const whole = await client.chat.completions.create({ model: 'echo-a', messages, max_tokens: 9 });
     expect(whole.choices[0].message.role).toBe('assistant');
@@ -82,10 +82,62 @@ describe('openai client against the fake engine', () => {
     const stream = await client.chat.completions.create({ model: 'echo-a', messages, max_tokens: 9, stream: true });
     const chunks: OpenAI.ChatCompletionChunk[] = [];
     for await (const chunk of stream) chunks.push(chunk);
-    expect(chunks[0].choices[0].delta.role).toBe('assistant');
-    expect(chunks[0].choices[0].delta.content?.length).toBeGreaterThan(0);
+    expect(chunks[0].choices[0].delta).toEqual({ role: 'assistant', content: '' });
     expect(chunks.slice(1).every((c) => c.choices[0].delta.role === undefined)).toBe(true);
     expect(chunks.map((c) => c.choices[0].delta.content).join('')).toBe(whole.choices[0].message.content);
+  });
+
+  it('opens each streamed chat choice with a role-only chunk, as vLLM does, and no later chunk has a role', async () => {
+    const n = 3;
+    const stream = await client.chat.completions.create({
+      model: 'echo-a', messages: [{ role: 'user', content: 'roles' }], max_tokens: 4, n, stream: true,
+      stream_options: { include_usage: true }, logprobs: true, top_logprobs: 1,
+    });
+    const chunks: OpenAI.ChatCompletionChunk[] = [];
+    for await (const chunk of stream) chunks.push(chunk);
+    const usageChunk = chunks.at(-1);
+    expect(usageChunk?.choices).toEqual([]);
+    const choiceChunks = chunks.slice(0, -1);
+    // The n opening chunks come first, in index order, before any token of any choice.
+    const opening = choiceChunks.slice(0, n);
+    expect(opening.map((c) => c.choices)).toEqual(
+      Array.from({ length: n }, (_, index) => [{ index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]),
+    );
+    const content = choiceChunks.slice(n);
+    expect(content.length).toBeGreaterThanOrEqual(n);
+    for (const chunk of content) {
+      expect(chunk.choices).toHaveLength(1);
+      expect(chunk.choices[0].delta.role).toBeUndefined();
+      expect(chunk.choices[0].delta.content?.length).toBeGreaterThan(0);
+    }
+    // Opening chunks are shaped as the content chunks: same id, created, model and top-level
+    // fields (neither carries usage; only the last chunk does, as in vLLM).
+    for (const chunk of opening) {
+      expect(Object.keys(chunk).sort()).toEqual(Object.keys(content[0]).sort());
+      expect([chunk.id, chunk.object, chunk.created, chunk.model]).toEqual([content[0].id, content[0].object, content[0].created, content[0].model]);
+    }
+    expect('usage' in content[0]).toBe(false);
+    expect(usageChunk?.id).toBe(content[0].id);
+  });
+
+  it('sends the role chunk as soon as the request is accepted, before the first token', async () => {
+    // The first token of this engine is a minute away: only the opening chunk can arrive sooner,
+    // and the request gives up (failing the test) long before that.
+    const slowEngine = new FakeEngine({ tokenIntervalMs: 60_000 });
+    const slowServer = await startLiveServer({ engine: slowEngine });
+    try {
+      const slowClient = new OpenAI({ baseURL: `${slowServer.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+      const stream = await slowClient.chat.completions.create(
+        { model: 'fake-echo', messages: [{ role: 'user', content: 'slow' }], stream: true },
+        { signal: AbortSignal.timeout(5_000) },
+      );
+      const first = await stream[Symbol.asyncIterator]().next();
+      expect(first.done, 'the stream gave up before any chunk came').toBe(false);
+      expect(first.value?.choices).toEqual([{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]);
+      stream.controller.abort();
+    } finally {
+      await slowServer.close();
+    }
   });
 
   it('streams n=2 as two indexed choices, each with exactly one finish_reason', async () => {

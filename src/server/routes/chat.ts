@@ -12,15 +12,14 @@ import { paramsForSample, resolveMaxTokens, toSamplingParams } from '../sampling
 import { chatRequestSchema } from '../schemas.ts';
 
 /**
- * Per-choice state while a job runs: whether the role went out, and (for a whole body only) the
- * accumulated output; a stream keeps none of it, so long streams hold no logprobs.
+ * Per-choice state while a job runs: the finish reasons and (for a whole body only) the
+ * accumulated output; a stream keeps no output, so long streams hold no logprobs.
  */
 class ChatChoices {
   readonly texts: string[];
   readonly logprobs: ChatTokenLogprob[][];
   readonly finishReasons: (FinishReason | null)[];
   readonly stopReasons: (string | number | null)[];
-  readonly hasSentRole: boolean[];
 
   constructor(
     private readonly ctx: AppContext,
@@ -34,7 +33,6 @@ class ChatChoices {
     this.logprobs = Array.from({ length: numChoices }, () => []);
     this.finishReasons = Array.from({ length: numChoices }, () => null);
     this.stopReasons = Array.from({ length: numChoices }, () => null);
-    this.hasSentRole = Array.from({ length: numChoices }, () => false);
   }
 
   async apply(event: ChoiceEvent): Promise<ChatTokenLogprob[] | null> {
@@ -86,18 +84,29 @@ export function chatRoutes(ctx: AppContext): Hono {
       model,
       specs,
       arrivalMs,
-      stream: body.stream ? { chunkObject: 'chat.completion.chunk', includeUsage: body.stream_options?.include_usage ?? false } : null,
+      stream: body.stream
+        ? {
+            chunkObject: 'chat.completion.chunk',
+            includeUsage: body.stream_options?.include_usage ?? false,
+            // As vLLM and OpenAI: each choice opens with the role and empty content, before any
+            // token, so clients that take the role from the first delta see it at once.
+            openingChoices: Array.from({ length: n }, (_, index) => ({
+              index,
+              delta: { role: 'assistant', content: '' },
+              logprobs: null,
+              finish_reason: null,
+            })),
+          }
+        : null,
       async applyEvent(event) {
         const logprobs = await choices.apply(event);
         const { index, delta } = event;
         const finishReason = delta.finishReason ?? null;
         if (delta.text === '' && logprobs === null && finishReason === null) return null;
-        // The role goes out with the choice's first token, never in a chunk of its own.
-        const role = choices.hasSentRole[index] ? {} : { role: 'assistant' as const };
-        choices.hasSentRole[index] = true;
+        // The role went out in the choice's opening chunk; content chunks carry none.
         return {
           index,
-          delta: { ...role, content: delta.text },
+          delta: { content: delta.text },
           logprobs: logprobs === null ? null : { content: logprobs },
           finish_reason: finishReason,
           stop_reason: finishReason ? (delta.stopReason ?? null) : null,
