@@ -32,6 +32,9 @@ const bad = (name: string, path: string, body: unknown, param: string | null, me
 const CASES: BadRequestCase[] = [
   bad('malformed JSON', cmpl, '{"prompt": "a",', null, 'not valid JSON', { code: 'invalid_json' }),
   bad('wrong content type', cmpl, '{"prompt": "a"}', null, 'Content-Type must be application/json', { contentType: 'text/plain' }),
+  bad('form content type (curl -d without -H)', cmpl, '{"prompt": "a"}', null, 'Content-Type must be application/json', { contentType: 'application/x-www-form-urlencoded' }),
+  bad('content type that only starts like JSON', chat, { messages: msg }, null, 'Content-Type must be application/json', { contentType: 'application/jsonl' }),
+  bad('content type that is not a media type', chat, { messages: msg }, null, 'Content-Type must be application/json', { contentType: 'json please' }),
   bad('body is not an object', cmpl, [1, 2], null, 'must be a JSON object'),
   bad('missing prompt', cmpl, { max_tokens: 3 }, 'prompt', 'prompt is required'),
   bad('prompt is a number', cmpl, { prompt: 7 }, 'prompt', 'prompt must be a string'),
@@ -134,6 +137,19 @@ describe('bad requests', () => {
     for (const body of [{ prompt: 'ok', max_tokens: 2, seed: -7 }, { prompt: 'ok', max_tokens: 2, repetition_penalty: 3.5 }]) {
       const response = await send({ ...CASES[0], body, status: 200 });
       expect(response.status).toBe(200);
+    }
+  });
+
+  it('parses a body as JSON without a Content-Type, or with any JSON media type, as FastAPI does', async () => {
+    // A Uint8Array body, because fetch gives a string body text/plain when no type is set.
+    const body = new TextEncoder().encode(JSON.stringify({ prompt: 'ok', max_tokens: 2 }));
+    const contentTypes = [undefined, '', 'application/json; charset=utf-8', 'Application/JSON', 'application/vnd.api+json'];
+    for (const contentType of contentTypes) {
+      const headers: Record<string, string> = { authorization: `Bearer ${API_KEY}` };
+      if (contentType !== undefined) headers['content-type'] = contentType;
+      const response = await fetch(`${server.url}${cmpl}`, { method: 'POST', headers, body });
+      expect([contentType, response.status]).toEqual([contentType, 200]);
+      expect(((await response.json()) as { choices: { text: string }[] }).choices[0].text).toBe('ok');
     }
   });
 
