@@ -13,7 +13,7 @@ import { EngineConfigError } from './engine/config.ts';
 import { DEFAULT_SAMPLING_PARAMS } from './engine/types.ts';
 import { createApp } from './server/app.ts';
 import {
-  CliUsageError, formatFlagHelp, GENERATE_FLAGS, parseCommandLine, prefixCachingOf, SERVE_FLAGS, type FlagValue,
+  CliUsageError, formatFlagHelp, GENERATE_FLAGS, parseCommandLine, booleanPairOf, SERVE_FLAGS, type FlagValue,
 } from './server/cli-flags.ts';
 import { launchEngine, type EngineFlags } from './server/engine-launch.ts';
 import { Lifecycle } from './server/lifecycle.ts';
@@ -68,7 +68,8 @@ function engineFlagsOf(values: Values, modelDir: string | null): EngineFlags {
     gpuMemoryUtilization: num(values, 'gpu-memory-utilization'),
     numKvBlocks: num(values, 'num-kv-blocks'),
     detokenizerWorkers: num(values, 'detokenizer-workers'),
-    enablePrefixCaching: prefixCachingOf(values),
+    enablePrefixCaching: booleanPairOf(values, 'enable-prefix-caching'),
+    asyncScheduling: booleanPairOf(values, 'async-scheduling'),
     enforceEager: values['enforce-eager'] === true ? true : undefined,
   };
 }

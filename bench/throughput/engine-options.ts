@@ -21,7 +21,9 @@ export async function modelSourceFor(o: ThroughputOptions): Promise<ModelSource>
 }
 
 export function engineOptionsFor(o: ThroughputOptions, model: ModelSource): EngineOptionsForBench {
-  const options: EngineOptionsForBench = { model, device: o.device, dtype: o.dtype, seed: o.seed, enforceEager: o.enforceEager };
+  const options: EngineOptionsForBench = {
+    model, device: o.device, dtype: o.dtype, seed: o.seed, enforceEager: o.enforceEager, asyncScheduling: o.asyncScheduling,
+  };
   if (o.maxNumSeqs !== undefined) options.maxNumSeqs = o.maxNumSeqs;
   if (o.maxNumBatchedTokens !== undefined) options.maxNumBatchedTokens = o.maxNumBatchedTokens;
   if (o.gpuMemoryUtilization !== undefined) options.gpuMemoryUtilization = o.gpuMemoryUtilization;

@@ -27,6 +27,8 @@ export interface EngineRunResult {
   maxModelLen: number;
   /** CUDA graphs off (--enforce-eager). */
   enforceEager: boolean;
+  /** Step N+1 planned while step N runs (off: --no-async-scheduling). */
+  asyncScheduling: boolean;
   /** Seconds Engine.create took (weights, KV cache, workers). */
   createS: number;
 }
@@ -107,6 +109,7 @@ export async function runOnEngine(engineOptions: EngineOptionsForBench, requests
       maxNumBatchedTokens: c.maxNumBatchedTokens,
       maxModelLen: c.maxModelLen,
       enforceEager: c.enforceEager,
+      asyncScheduling: c.asyncScheduling,
       createS,
     };
   } finally {

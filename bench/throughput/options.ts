@@ -47,6 +47,8 @@ export const throughputOptionsSchema = z
     progress: z.boolean().default(true),
     /** CUDA: no decode graphs (vLLM's --enforce-eager), to measure what they save. */
     enforceEager: z.boolean().default(false),
+    /** Plan step N+1 while step N runs (the engine's default); false to measure what it hides. */
+    asyncScheduling: z.boolean().default(true),
   })
   .superRefine((o, ctx) => {
     if ((o.inputLen === undefined) !== (o.outputLen === undefined)) {
@@ -90,6 +92,7 @@ export const USAGE = `usage: tsx bench/throughput.ts [--model DIR | --load-forma
   engine     --device auto|cpu|cuda --dtype auto|float32|bfloat16 --max-num-seqs N
              --max-num-batched-tokens N --gpu-memory-utilization F --num-kv-blocks N --block-size N
              --max-model-len N --detokenizer-workers N --num-threads N --enforce-eager
+             --no-async-scheduling
   outputs    --output-json PATH (SVG beside it) --requests-out PATH (for bench/hf_baseline.py)
              --floor PATH (ceilings from bench/floor.py) --num-warmup-prompts N (8) --no-progress
   compare    tsx bench/throughput.ts --compare SPINDLE.json HF.json`;
@@ -100,11 +103,16 @@ export function parseThroughputArgs(argv: string[]): ThroughputOptions | null {
     help: { type: 'boolean' },
     'no-progress': { type: 'boolean' },
     'enforce-eager': { type: 'boolean' },
+    'no-async-scheduling': { type: 'boolean' },
   };
   for (const name of STRING_FLAGS) options[kebab(name)] = { type: 'string' };
   const { values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false });
   if (values.help) return null;
-  const input: Record<string, unknown> = { progress: !values['no-progress'], enforceEager: values['enforce-eager'] === true };
+  const input: Record<string, unknown> = {
+    progress: !values['no-progress'],
+    enforceEager: values['enforce-eager'] === true,
+    asyncScheduling: !values['no-async-scheduling'],
+  };
   for (const name of STRING_FLAGS) {
     const value = values[kebab(name)];
     if (value !== undefined) input[name] = value;

@@ -104,7 +104,7 @@ export function formatResult(r: ThroughputResult): string {
   lines.push(
     `detok lag: mean ${r.steps.detokLagSteps.mean.toFixed(2)} steps, max ${r.steps.detokLagSteps.max}; mean batch ${f1(r.steps.meanNumSeqs)} seqs / ` +
       `${f1(r.steps.meanNumTokens)} tokens; prompt tokens computed ${r.steps.numPrefillTokens} of ${r.workload.numPromptTokens} (prefix cache); ` +
-      `preemptions ${r.results.numPreemptions}; outside steps ${f1(r.steps.outsideStepsMs)} ms`,
+      `preemptions ${r.results.numPreemptions}; packed ahead ${r.steps.numPackedAhead} of ${r.steps.numSteps} steps; outside steps ${f1(r.steps.outsideStepsMs)} ms`,
   );
   if (r.floor) {
     const w = r.floor.workload;

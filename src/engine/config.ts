@@ -19,6 +19,7 @@ export const OPTION_FLAGS = {
   gpuMemoryUtilization: '--gpu-memory-utilization',
   device: '--device',
   enforceEager: '--enforce-eager',
+  asyncScheduling: '--async-scheduling',
   dtype: '--dtype',
   seed: '--seed',
   detokenizerWorkers: '--detokenizer-workers',
@@ -61,6 +62,11 @@ const optionsSchema = z.object({
   device: z.enum(['auto', 'cpu', 'cuda']).default('auto'),
   /** CUDA: launch every kernel one by one instead of replaying decode steps' CUDA graphs. */
   enforceEager: z.boolean().default(false),
+  /**
+   * Schedule and pack step N+1 while step N runs (engine.ts); off: one step at a time, the
+   * device idle while the host works between them.
+   */
+  asyncScheduling: z.boolean().default(true),
   dtype: z.enum(['auto', 'float32', 'bfloat16']).default('auto'),
   seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
   detokenizerWorkers: positiveInt.max(64).default(2),
@@ -92,6 +98,7 @@ export interface EngineConfig {
   readonly gpuMemoryUtilization: number;
   readonly device: 'cpu' | 'cuda';
   readonly enforceEager: boolean;
+  readonly asyncScheduling: boolean;
   readonly dtype: 'float32' | 'bfloat16';
   readonly seed: number;
   readonly detokenizerWorkers: number;
@@ -184,6 +191,7 @@ export function resolveEngineConfig(options: EngineOptions, machine: MachineInfo
     gpuMemoryUtilization: o.gpuMemoryUtilization,
     device,
     enforceEager: o.enforceEager,
+    asyncScheduling: o.asyncScheduling,
     dtype,
     seed: o.seed,
     detokenizerWorkers: o.detokenizerWorkers,

@@ -1,11 +1,16 @@
 /**
  * The engine: request bookkeeping around the step loop. One step, on the main thread:
- *   schedule → pack → await executor.step() → postprocess (one loop over the batch)
- *   → hand the new tokens to the detokenizer pool, NOT awaited (detok-dispatcher.ts).
+ *   schedule → pack → launch executor.step() → await it → postprocess (one loop over the
+ *   batch) → hand the new tokens to the detokenizer pool, NOT awaited (detok-dispatcher.ts).
+ * With async scheduling (the default, vLLM's --async-scheduling), step N+1 is scheduled and
+ * packed while step N runs, as if every row N samples had its token already; when N resolves,
+ * its sampled ids are written into N+1's batch and N+1 is launched at once, so N's
+ * postprocessing and detokenization dispatch also run while the device works. The device
+ * then waits only for that hand-over between two steps.
  * The loop sleeps while there is no work and wakes on addRequest/abort/shutdown. An
  * executor error fails every live request and marks the engine dead; the process lives on.
  */
-import { readResult, ResultTiming } from './batch-layout.ts';
+import { readResult, ResultTiming, type ResultViews } from './batch-layout.ts';
 import type { EngineConfig } from './config.ts';
 import { createEngineParts, type CreateEngineOptions } from './engine-factory.ts';
 import { DetokDispatcher, type DetokSink } from './detok-dispatcher.ts';
@@ -16,9 +21,9 @@ import { LiveRequests } from './live-requests.ts';
 import { RequestStream } from './request-stream.ts';
 import { RngStream } from './rng.ts';
 import { BlockManager } from './block-manager.ts';
-import { Scheduler } from './scheduler.ts';
+import { Scheduler, type SchedulerOutput } from './scheduler.ts';
 import { Sequence } from './sequence.ts';
-import { StepBatchPacker } from './step-batch.ts';
+import { fillPendingTokens, StepBatchPacker, type PackedStep } from './step-batch.ts';
 import { StepTimingRing } from './step-timings.ts';
 import {
   EngineInputError,
@@ -42,6 +47,26 @@ export interface EngineParts {
   chatTemplate: ChatTemplate | null;
 }
 
+/** A step scheduled and packed, not yet launched. */
+interface PlannedStep {
+  schedule: SchedulerOutput;
+  packed: PackedStep;
+  startMs: number;
+  scheduleMs: number;
+  packMs: number;
+}
+
+/** A step handed to the executor; its result is awaited. */
+interface LaunchedStep extends PlannedStep {
+  /** Launch order, from 1 (Sequence.pendingTokenStep). */
+  id: number;
+  result: Promise<ArrayBuffer>;
+  launchMs: number;
+  /** Host time before the launch during which the device ran no step (StepTiming.launchGapMs). */
+  launchGapMs: number;
+  isPackedAhead: boolean;
+}
+
 export class Engine implements EngineClient {
   readonly config: EngineConfig;
   readonly modelName: string;
@@ -61,6 +86,9 @@ export class Engine implements EngineClient {
   private nextSeqId = 0;
   private numGenerateCalls = 0;
   private stepCount = 0;
+  private numLaunched = 0;
+  /** performance.now() when the latest step's result came back. */
+  private lastResolvedMs = 0;
   private isAlive = true;
   private isAccepting = true;
   private isStopped = false;
@@ -130,7 +158,7 @@ export class Engine implements EngineClient {
     if (this.live.abortTokenizing(requestId)) return;
     const seq = this.live.get(requestId);
     if (!seq || seq.isReported) return;
-    // Blocks are freed by the loop at the next step boundary (a step in flight may read them).
+    // Blocks are freed by the loop between launches (scheduler.removeFinished says why that is safe).
     if (!seq.abort(performance.now())) return;
     // Every token generated so far goes out, those the detokenizer has not reached too (their
     // text is never produced): usage counts what the engine generated, as vLLM's does, and
@@ -226,15 +254,25 @@ export class Engine implements EngineClient {
 
   private async runLoop(): Promise<void> {
     try {
+      let inFlight: LaunchedStep | null = null;
+      /** When the device last finished a step with none queued behind it; null after a sleep. */
+      let idleSinceMs: number | null = null;
       while (!this.isStopped) {
-        this.scheduler.removeFinished();
-        if (!this.scheduler.hasWork) {
-          await new Promise<void>((resolve) => {
-            this.wake = resolve;
-          });
-          continue;
+        if (inFlight === null) {
+          this.scheduler.removeFinished();
+          if (!this.scheduler.hasWork) {
+            await new Promise<void>((resolve) => {
+              this.wake = resolve;
+            });
+            idleSinceMs = null;
+            continue;
+          }
+          const planned = this.planStep(-1);
+          if (planned === null) throw new Error('the scheduler found no sequence it could run (KV cache too small for one sequence?)');
+          inFlight = this.launch(planned, idleSinceMs ?? planned.startMs, false);
         }
-        await this.runStep();
+        inFlight = await this.runInFlight(inFlight);
+        idleSinceMs = this.lastResolvedMs;
       }
     } catch (err) {
       // Any error here (executor, bookkeeping) ends the loop, never the process.
@@ -242,22 +280,73 @@ export class Engine implements EngineClient {
     }
   }
 
-  private async runStep(): Promise<void> {
+  /**
+   * Awaits `step`. With async scheduling, the next step is planned while it runs and launched
+   * as soon as its result is in, before that result is postprocessed. Returns the step now
+   * in flight, or null.
+   */
+  private async runInFlight(step: LaunchedStep): Promise<LaunchedStep | null> {
+    let next: PlannedStep | null = null;
+    if (this.config.asyncScheduling) {
+      this.scheduler.removeFinished();
+      next = this.planStep(step.id);
+    }
+    const resultBuffer = await step.result;
+    const resolvedMs = performance.now();
+    this.lastResolvedMs = resolvedMs;
+    const result = readResult(resultBuffer, step.packed.shape, this.vocabSize);
+    let launched: LaunchedStep | null = null;
+    if (next !== null && !this.isStopped) {
+      fillPendingTokens(next.packed, result.sampledTokenIds);
+      launched = this.launch(next, resolvedMs, true);
+    }
+    this.completeStep(step, result, resolvedMs);
+    return launched;
+  }
+
+  /** Schedules and packs a step; null when nothing can run. `inFlightStep`: see StepBatchPacker.pack. */
+  private planStep(inFlightStep: number): PlannedStep | null {
     const startMs = performance.now();
-    const { rows, numTokens, numPrefillTokens } = this.scheduler.schedule();
-    if (rows.length === 0) throw new Error('the scheduler found no sequence it could run (KV cache too small for one sequence?)');
-    for (const row of rows) row.seq.firstScheduledMs ??= startMs;
+    const schedule = this.scheduler.schedule();
+    if (schedule.rows.length === 0) return null;
+    for (const row of schedule.rows) row.seq.firstScheduledMs ??= startMs;
     const packStartMs = performance.now();
-    const packed = this.packer.pack(rows);
-    const executeStartMs = performance.now();
-    const resultBuffer = await this.executor.step(packed.views.buffer);
+    const packed = this.packer.pack(schedule.rows, inFlightStep);
+    return { schedule, packed, startMs, scheduleMs: packStartMs - startMs, packMs: performance.now() - packStartMs };
+  }
+
+  /**
+   * Hands `planned` to the executor. Its rows' tokens count as computed from now on, and the
+   * tokens it samples are pending until its result is postprocessed (the next plan may use them).
+   */
+  private launch(planned: PlannedStep, idleSinceMs: number, isPackedAhead: boolean): LaunchedStep {
+    const id = ++this.numLaunched;
+    const launchMs = performance.now();
+    const result = this.executor.step(planned.packed.views.buffer);
+    const rows = planned.schedule.rows;
+    for (let s = 0; s < rows.length; s++) {
+      const { seq, numNewTokens, isSampled } = rows[s];
+      seq.numComputedTokens += numNewTokens;
+      if (isSampled) {
+        seq.pendingTokenStep = id;
+        seq.pendingTokenRow = s;
+      }
+    }
+    // Now, not after the step: a step planned while this one runs may reuse these blocks.
+    this.scheduler.cacheComputedBlocks(rows);
+    return { ...planned, id, result, launchMs, launchGapMs: launchMs - idleSinceMs, isPackedAhead };
+  }
+
+  /** Postprocesses a finished step, dispatches detokenization and records its timing. */
+  private completeStep(step: LaunchedStep, result: ResultViews, resolvedMs: number): void {
     const postStartMs = performance.now();
-    const result = readResult(resultBuffer, packed.shape, this.vocabSize);
+    const { rows, numTokens, numPrefillTokens } = step.schedule;
     const { sampled } = postprocessStep(rows, result, {
+      step: step.id,
       eosTokenIds: this.eosTokenIds,
       maxModelLen: this.maxModelLen,
-      maxTopLogprobs: packed.shape.maxTopLogprobs,
-      nowMs: postStartMs,
+      maxTopLogprobs: step.packed.shape.maxTopLogprobs,
+      nowMs: resolvedMs,
     });
     for (const seq of sampled) this.detok.markDirty(seq);
     this.scheduler.cacheComputedBlocks(rows);
@@ -268,10 +357,12 @@ export class Engine implements EngineClient {
     const endMs = performance.now();
     const timing: StepTiming = {
       step: this.stepCount,
-      startMs,
-      scheduleMs: packStartMs - startMs,
-      packMs: executeStartMs - packStartMs,
-      executeMs: postStartMs - executeStartMs,
+      startMs: step.startMs,
+      scheduleMs: step.scheduleMs,
+      packMs: step.packMs,
+      launchGapMs: step.launchGapMs,
+      isPackedAhead: step.isPackedAhead,
+      executeMs: resolvedMs - step.launchMs,
       forwardMs: result.timings[ResultTiming.forwardMs],
       sampleMs: result.timings[ResultTiming.sampleMs],
       copyMs: result.timings[ResultTiming.copyMs],

@@ -1,7 +1,7 @@
 /**
- * Applies one step's result to its sequences in ONE pass over the batch: advance each
- * row's computed tokens, append the sampled token (with its logprobs when asked), and
- * decide whether the sequence is done. vLLM v1's order of checks: length first (max_tokens,
+ * Applies one step's result to its sequences in ONE pass over the batch: append each sampled
+ * token (with its logprobs when asked) and decide whether the sequence is done. (Computed
+ * tokens were advanced when the step was launched, see step-launch.ts.) vLLM v1's order of checks: length first (max_tokens,
  * max_model_len), then nothing may stop it before min_tokens, then EOS (unless ignore_eos),
  * then stop_token_ids. Stop strings are the workers' job (detok-dispatcher.ts).
  */
@@ -11,6 +11,8 @@ import type { Sequence } from './sequence.ts';
 import type { TokenLogprob } from './types.ts';
 
 export interface PostprocessContext {
+  /** The step whose result this is (Sequence.pendingTokenStep of its sampled rows). */
+  step: number;
   eosTokenIds: ReadonlySet<number>;
   maxModelLen: number;
   /** Columns per row of the top-logprob columns (the batch's maxTopLogprobs). */
@@ -29,11 +31,15 @@ export function postprocessStep(rows: readonly ScheduledSeq[], result: ResultVie
   const sampled: Sequence[] = [];
   const finished: Sequence[] = [];
   for (let s = 0; s < rows.length; s++) {
-    const { seq, numNewTokens, isSampled } = rows[s];
-    // Aborted or stopped by a stop string while the step ran: its tokens are dropped.
-    if (seq.isFinished) continue;
-    seq.numComputedTokens += numNewTokens;
+    const { seq, isSampled } = rows[s];
     if (!isSampled) continue;
+    // Its token is no longer pending (unless a later step already waits on another one).
+    if (seq.pendingTokenStep === ctx.step) {
+      seq.pendingTokenStep = -1;
+      seq.pendingTokenRow = -1;
+    }
+    // Aborted or stopped by a stop string while the step ran: its token is dropped.
+    if (seq.isFinished) continue;
     const tokenId = result.sampledTokenIds[s];
     if (tokenId < 0) throw new Error(`executor returned no token for sampled row ${s} (seq ${seq.seqId})`);
     seq.appendToken(tokenId, seq.logprobs ? logprobOf(result, s, tokenId, seq.params.logprobs ?? 0, ctx.maxTopLogprobs) : null);

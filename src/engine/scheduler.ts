@@ -7,6 +7,9 @@
  * reaches the end samples a token. When KV blocks run out, the newest running sequence
  * is preempted by recompute: its blocks are freed and it goes back to the front of the
  * waiting queue, to be prefilled again (prompt + output so far) later.
+ * With async scheduling the next step is scheduled while one is in flight: a sequence whose
+ * token that step samples counts it already (Sequence.numPendingTokens), so it decodes that
+ * token next, and is left out when the token is sure to be its last (max_tokens, max_model_len).
  * The rows of a schedule list one-token rows first (decodes, in schedule order), then the
  * rest: the CUDA backend runs its decode-attention kernel on that leading run and its
  * prefill kernel on the others, as vLLM v1 reorders its batch.
@@ -18,6 +21,7 @@ import type { Sequence } from './sequence.ts';
 export interface SchedulerLimits {
   maxNumSeqs: number;
   maxNumBatchedTokens: number;
+  maxModelLen: number;
 }
 
 /** One row of a step: a sequence and how many of its tokens this step computes. */
@@ -68,7 +72,7 @@ export class Scheduler {
     let numPrefillTokens = 0;
 
     const addRow = (seq: Sequence, numNewTokens: number): void => {
-      const isSampled = seq.numComputedTokens + numNewTokens === seq.numTokens;
+      const isSampled = seq.numComputedTokens + numNewTokens === seq.numTokens + seq.numPendingTokens;
       rows.push({ seq, numNewTokens, isSampled });
       budget -= numNewTokens;
       const isDecode = numNewTokens === 1 && seq.numComputedTokens >= seq.numPromptTokens;
@@ -77,7 +81,8 @@ export class Scheduler {
 
     for (let i = 0; i < this.running.length && budget > 0; i++) {
       const seq = this.running[i];
-      const numNewTokens = Math.min(seq.numTokens - seq.numComputedTokens, budget);
+      if (this.isLastTokenPending(seq)) continue;
+      const numNewTokens = Math.min(seq.numTokens + seq.numPendingTokens - seq.numComputedTokens, budget);
       if (numNewTokens <= 0) continue;
       let isSchedulable = true;
       while (!this.blockManager.appendSlots(seq.blockTable, seq.numComputedTokens + numNewTokens)) {
@@ -98,7 +103,8 @@ export class Scheduler {
     if (preempted.length === 0) {
       while (this.waiting.length > 0 && this.running.length < this.limits.maxNumSeqs && budget > 0) {
         const seq = this.waiting[0];
-        if (!this.admit(seq, budget)) break;
+        // Preempted while its token was in flight: it is admitted once that token is known.
+        if (seq.numPendingTokens > 0 || !this.admit(seq, budget)) break;
         this.waiting.shift();
         seq.status = 'running';
         this.running.push(seq);
@@ -108,6 +114,17 @@ export class Scheduler {
 
     const numTokens = this.limits.maxNumBatchedTokens - budget;
     return { rows: oneTokenRowsFirst(rows), numTokens, numPrefillTokens, preempted };
+  }
+
+  /**
+   * The token a step in flight samples for `seq` ends it by length (postprocess.ts checks the
+   * same), so scheduling another would only waste a row and a KV slot.
+   */
+  private isLastTokenPending(seq: Sequence): boolean {
+    return (
+      seq.numPendingTokens > 0 &&
+      (seq.numOutputTokens + 1 >= seq.params.maxTokens || seq.numTokens + 1 >= this.limits.maxModelLen)
+    );
   }
 
   /**
@@ -139,17 +156,22 @@ export class Scheduler {
   }
 
   /**
-   * After a step: registers the blocks its rows filled completely in the prefix cache, so
-   * later sequences with the same prefix skip computing them.
+   * Registers in the prefix cache the blocks that launched steps fill completely, so later
+   * sequences with the same prefix skip computing them. Called when a step is launched, before
+   * its KV is written: a step that reuses a block is launched later, and the executor runs
+   * steps in launch order. Called again after the step, for blocks completed by the token it
+   * sampled, whose id was not known at launch.
    */
   cacheComputedBlocks(rows: readonly ScheduledSeq[]): void {
     const bm = this.blockManager;
     if (!bm.isPrefixCachingEnabled) return;
-    // Finished rows too: their blocks are freed only at the next boundary, and positions
-    // below numComputedTokens hold exactly the KV of their tokens (a stop string only cuts the tail).
+    // Finished rows too: positions below numComputedTokens hold exactly the KV of their tokens
+    // (a stop string only cuts the tail). A row's sequence may have been finished and freed (or
+    // preempted) since the step was launched: it holds fewer blocks than its computed tokens then.
     for (const { seq } of rows) {
-      const numFullBlocks = Math.floor(seq.numComputedTokens / bm.blockSize);
-      if (numFullBlocks <= seq.numRegisteredBlocks) continue;
+      // Only tokens whose ids are known can be keyed (an aborted row's pending token never is).
+      const numFullBlocks = Math.floor(Math.min(seq.numComputedTokens, seq.numTokens) / bm.blockSize);
+      if (numFullBlocks <= seq.numRegisteredBlocks || numFullBlocks > seq.blockTable.length) continue;
       extendBlockKeys(seq, numFullBlocks * bm.blockSize, bm.blockSize);
       for (let i = seq.numRegisteredBlocks; i < numFullBlocks; i++) bm.register(seq.blockTable[i], seq.blockKeys[i]);
       seq.numRegisteredBlocks = numFullBlocks;
@@ -157,8 +179,9 @@ export class Scheduler {
   }
 
   /**
-   * Removes finished sequences from both queues and frees their blocks. Called at a step
-   * boundary, so no step in flight still reads those blocks.
+   * Removes finished sequences from both queues and frees their blocks. A step in flight may
+   * still read or write them, but a freed block only goes to steps launched later, and the
+   * executor runs steps one at a time, in launch order.
    */
   removeFinished(): void {
     const keep = (seq: Sequence): boolean => {

@@ -13,8 +13,18 @@ export class Sequence {
   /** Prompt tokens, then output tokens. */
   readonly tokenIds: number[];
   readonly numPromptTokens: number;
-  /** Tokens whose keys and values are in the KV cache. */
+  /**
+   * Tokens whose keys and values are in the KV cache once the steps launched so far are done
+   * (advanced when a step is launched, as vLLM v1 does at schedule time).
+   */
   numComputedTokens = 0;
+  /**
+   * Async scheduling: the launched step that samples this sequence's next token, and that
+   * token's row in it; -1 when no step in flight samples for it. The next step may be packed
+   * before that token is known: its place in the batch is filled in when the step resolves.
+   */
+  pendingTokenStep = -1;
+  pendingTokenRow = -1;
   /** Physical KV block ids, in order (owned by the BlockManager's accounting). */
   readonly blockTable: number[] = [];
   status: SequenceStatus = 'waiting';
@@ -67,6 +77,11 @@ export class Sequence {
 
   get numOutputTokens(): number {
     return this.tokenIds.length - this.numPromptTokens;
+  }
+
+  /** 1 while a launched step samples a token for it that postprocessing has not appended yet. */
+  get numPendingTokens(): number {
+    return this.pendingTokenStep >= 0 ? 1 : 0;
   }
 
   get isFinished(): boolean {

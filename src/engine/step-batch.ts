@@ -12,6 +12,11 @@
  *                                    than minTokens, its stop ids and (unless ignore_eos) the EOS
  *                                    ids get logit -inf, so none of them can be drawn yet
  *
+ * A row may end on a pending token (async scheduling: the step in flight samples it, see
+ * Sequence.pendingTokenStep). Its inputIds entry, and its last penalty-history entry, are
+ * packed as -1 and listed in PackedStep.pendingTokens; fillPendingTokens() writes the real ids
+ * from the in-flight step's result before this batch is launched.
+ *
  * The buffer is kept and reused while it is big enough (grown with headroom otherwise),
  * so a steady decode loop allocates nothing here.
  */
@@ -28,7 +33,34 @@ export interface PackedStep {
   shape: BatchShape;
   /** Bytes of the buffer the batch uses (the buffer itself may be longer). */
   byteLength: number;
+  /** Places still holding -1 for a pending token (empty unless async scheduling packed ahead). */
+  pendingTokens: PendingTokenPlaces;
 }
+
+/**
+ * Where the tokens of the step in flight go in a batch packed ahead of its result. Each list
+ * holds pairs: an index into the column, then the in-flight step's row that samples the token.
+ */
+export interface PendingTokenPlaces {
+  inputIds: number[];
+  penaltyTokens: number[];
+}
+
+/** Writes the tokens the in-flight step sampled (its result's sampledTokenIds) into `packed`. */
+export function fillPendingTokens(packed: PackedStep, sampledTokenIds: Int32Array): void {
+  const fill = (column: Int32Array, places: number[]): void => {
+    for (let i = 0; i < places.length; i += 2) {
+      const tokenId = sampledTokenIds[places[i + 1]];
+      if (tokenId < 0) throw new Error(`the step in flight sampled no token for its row ${places[i + 1]}`);
+      column[places[i]] = tokenId;
+    }
+  };
+  fill(packed.views.inputIds, packed.pendingTokens.inputIds);
+  fill(packed.views.penaltyTokens, packed.pendingTokens.penaltyTokens);
+}
+
+/** Marks an entry whose token the step in flight has yet to sample (native validation rejects it). */
+const PENDING_TOKEN = -1;
 
 export class StepBatchPacker {
   private buffer: ArrayBuffer | null = null;
@@ -51,7 +83,7 @@ export class StepBatchPacker {
    */
   bannedTokenIds(seq: Sequence): readonly number[] {
     const p = seq.params;
-    if (seq.numOutputTokens >= p.minTokens) return NO_BANS;
+    if (seq.numOutputTokens + seq.numPendingTokens >= p.minTokens) return NO_BANS;
     let banned = this.banListOfParams.get(p);
     if (banned === undefined) {
       const ids = p.ignoreEos ? p.stopTokenIds : [...p.stopTokenIds, ...this.eosTokenIds];
@@ -61,7 +93,11 @@ export class StepBatchPacker {
     return banned;
   }
 
-  pack(rows: readonly ScheduledSeq[]): PackedStep {
+  /**
+   * `inFlightStep`: the step in flight whose sampled tokens rows may end on (async
+   * scheduling), or -1 when none is: every token is known then.
+   */
+  pack(rows: readonly ScheduledSeq[], inFlightStep = -1): PackedStep {
     const shape = this.shapeOf(rows);
     const byteLength = batchByteLength(shape);
     if (!this.buffer || this.buffer.byteLength < byteLength || this.buffer.byteLength === 0) {
@@ -73,6 +109,7 @@ export class StepBatchPacker {
     let tokenIndex = 0;
     let penaltyIndex = 0;
     let bannedIndex = 0;
+    const pendingTokens: PendingTokenPlaces = { inputIds: [], penaltyTokens: [] };
     v.queryStartLoc[0] = 0;
     v.penaltyOffsets[0] = 0;
     v.bannedOffsets[0] = 0;
@@ -81,8 +118,14 @@ export class StepBatchPacker {
       const start = seq.numComputedTokens;
       const end = start + numNewTokens;
       const table = seq.blockTable;
+      const pendingRow = this.pendingRowOf(seq, inFlightStep);
       for (let pos = start; pos < end; pos++) {
-        v.inputIds[tokenIndex] = seq.tokenIds[pos];
+        if (pos < seq.numTokens) {
+          v.inputIds[tokenIndex] = seq.tokenIds[pos];
+        } else {
+          v.inputIds[tokenIndex] = PENDING_TOKEN;
+          pendingTokens.inputIds.push(tokenIndex, pendingRow);
+        }
         v.positions[tokenIndex] = pos;
         v.slotMapping[tokenIndex] = table[Math.floor(pos / bs)] * bs + (pos % bs);
         tokenIndex++;
@@ -103,7 +146,9 @@ export class StepBatchPacker {
       v.frequencyPenalty[s] = p.frequencyPenalty;
       v.repetitionPenalty[s] = p.repetitionPenalty;
       if (isSampled) {
-        if (seq.seed) splitMix64At(seq.seed, seq.numOutputTokens, this.key);
+        // Keyed by the index of the token drawn, so a seeded request draws the same with or
+        // without async scheduling.
+        if (seq.seed) splitMix64At(seq.seed, seq.numOutputTokens + seq.numPendingTokens, this.key);
         else this.rng.next(this.key);
         v.rngKeyLo[s] = this.key.lo;
         v.rngKeyHi[s] = this.key.hi;
@@ -111,6 +156,10 @@ export class StepBatchPacker {
         if (seq.hasPenalties) {
           const ids = seq.tokenIds;
           for (let i = 0; i < ids.length; i++) v.penaltyTokens[penaltyIndex++] = ids[i];
+          if (pendingRow >= 0) {
+            pendingTokens.penaltyTokens.push(penaltyIndex, pendingRow);
+            v.penaltyTokens[penaltyIndex++] = PENDING_TOKEN;
+          }
           v.penaltyPromptLens[s] = seq.numPromptTokens;
         }
         for (const id of this.bannedTokenIds(seq)) v.bannedTokens[bannedIndex++] = id;
@@ -118,7 +167,16 @@ export class StepBatchPacker {
       v.penaltyOffsets[s + 1] = penaltyIndex;
       v.bannedOffsets[s + 1] = bannedIndex;
     }
-    return { views: v, shape, byteLength };
+    return { views: v, shape, byteLength, pendingTokens };
+  }
+
+  /** The in-flight step's row that samples `seq`'s pending token, or -1 when it has none. */
+  private pendingRowOf(seq: Sequence, inFlightStep: number): number {
+    if (seq.numPendingTokens === 0) return -1;
+    if (seq.pendingTokenStep !== inFlightStep) {
+      throw new Error(`seq ${seq.seqId} waits on step ${seq.pendingTokenStep}, but step ${inFlightStep} is in flight`);
+    }
+    return seq.pendingTokenRow;
   }
 
   private shapeOf(rows: readonly ScheduledSeq[]): BatchShape {
@@ -132,7 +190,7 @@ export class StepBatchPacker {
       maxBlocksPerSeq = Math.max(maxBlocksPerSeq, Math.ceil((seq.numComputedTokens + numNewTokens) / this.blockSize));
       if (!isSampled) continue;
       maxTopLogprobs = Math.max(maxTopLogprobs, seq.params.logprobs ?? 0);
-      if (seq.hasPenalties) numPenaltyTokens += seq.numTokens;
+      if (seq.hasPenalties) numPenaltyTokens += seq.numTokens + seq.numPendingTokens;
       numBannedTokens += this.bannedTokenIds(seq).length;
     }
     return { numSeqs: rows.length, numTokens, maxBlocksPerSeq, maxTopLogprobs, logitsMode: this.logitsMode, numPenaltyTokens, numBannedTokens };

@@ -100,6 +100,15 @@ export interface StepTiming {
   startMs: number;
   scheduleMs: number;
   packMs: number;
+  /**
+   * Host time just before this step's launch during which the device ran no step: from the
+   * previous step's result (or, after the loop slept, from this step's schedule) to the launch.
+   * In a synchronous loop that is the previous step's postprocessing and detokenization
+   * dispatch plus this step's schedule and pack; packed ahead, only the hand-over.
+   */
+  launchGapMs: number;
+  /** Scheduled and packed while the previous step ran (async scheduling). */
+  isPackedAhead: boolean;
   /** From executor.step() call to its Promise resolving. */
   executeMs: number;
   /** Native timings reported in the result header. */

@@ -48,6 +48,8 @@ export const ENGINE_FLAGS: FlagTable = {
   // vLLM spells the pair as one argparse BooleanOptionalAction; Node 20's parseArgs has no negation.
   'enable-prefix-caching': { kind: 'boolean', help: 'Reuse the KV blocks of a prompt prefix that an earlier request computed', defaultText: 'on' },
   'no-enable-prefix-caching': { kind: 'boolean', help: 'Turn prefix caching off' },
+  'async-scheduling': { kind: 'boolean', help: 'Schedule and pack the next step while the current one runs, so the device never waits for the host between steps', defaultText: 'on' },
+  'no-async-scheduling': { kind: 'boolean', help: 'One step at a time: the device waits while the host schedules, packs and postprocesses' },
 };
 
 export const SERVE_FLAGS: FlagTable = {
@@ -70,11 +72,14 @@ export const GENERATE_FLAGS: FlagTable = {
   ...ENGINE_FLAGS,
 };
 
-/** --enable-prefix-caching / --no-enable-prefix-caching → the engine option (undefined: its default, on). */
-export function prefixCachingOf(values: Readonly<Record<string, FlagValue | undefined>>): boolean | undefined {
-  const isOn = values['enable-prefix-caching'] === true;
-  const isOff = values['no-enable-prefix-caching'] === true;
-  if (isOn && isOff) throw new CliUsageError('--enable-prefix-caching and --no-enable-prefix-caching contradict each other');
+/**
+ * --NAME / --no-NAME (e.g. --enable-prefix-caching) → the engine option: true, false, or
+ * undefined for the engine's default. Giving both is an error.
+ */
+export function booleanPairOf(values: Readonly<Record<string, FlagValue | undefined>>, name: string): boolean | undefined {
+  const isOn = values[name] === true;
+  const isOff = values[`no-${name}`] === true;
+  if (isOn && isOff) throw new CliUsageError(`--${name} and --no-${name} contradict each other`);
   if (isOn) return true;
   return isOff ? false : undefined;
 }

@@ -30,6 +30,8 @@ export interface EngineFlags {
   /** undefined: the engine's default (on, as in vLLM v1). */
   enablePrefixCaching?: boolean;
   enforceEager?: boolean;
+  /** undefined: the engine's default (on). */
+  asyncScheduling?: boolean;
 }
 
 export interface LaunchedEngine {
@@ -88,6 +90,7 @@ export async function launchEngine(flags: EngineFlags, log: (line: string) => vo
     detokenizerWorkers: flags.detokenizerWorkers,
     enablePrefixCaching: flags.enablePrefixCaching,
     enforceEager: flags.enforceEager,
+    asyncScheduling: flags.asyncScheduling,
   };
   log(`loading ${isDemo ? 'the demo model' : source.name} on ${device}: ${describeWeights(source)}`);
   const engine = await Engine.create(options);

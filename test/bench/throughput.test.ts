@@ -198,7 +198,7 @@ describe('floor arithmetic', () => {
 
 function timing(step: number, startMs: number, over: Partial<StepTiming>): StepTiming {
   return {
-    step, startMs, scheduleMs: 0.1, packMs: 0.2, executeMs: 10, forwardMs: 8, sampleMs: 1, copyMs: 0.5, postprocessMs: 0.3,
+    step, startMs, scheduleMs: 0.1, packMs: 0.2, launchGapMs: 0.6, isPackedAhead: false, executeMs: 10, forwardMs: 8, sampleMs: 1, copyMs: 0.5, postprocessMs: 0.3,
     detokDispatchMs: 0.1, detokLagSteps: 1, numSeqs: 4, numTokens: 4, numPrefillTokens: 0, numRunning: 4, numWaiting: 0, kvUsage: 0.5, ...over,
   };
 }
@@ -211,8 +211,8 @@ describe('step statistics', () => {
     expect(s.nativeMs).toBeCloseTo(9 * 9.5 + 10, 9);
     expect(s.gpuBusyFraction).toBeCloseTo((9 * 9.5 + 10) / 110, 9);
     expect(s.phases.executeHostMs.totalMs).toBeCloseTo(9 * 0.5, 9);
-    expect(s.hostNotHiddenMs).toBeCloseTo(9 * 0.5 + 10 * 0.7, 9);
-    expect(s.outsideStepsMs).toBeCloseTo(110 - (9 * 10.7 + 9.7), 9);
+    expect(s.hostNotHiddenMs).toBeCloseTo(9 * 0.5 + 10 * 0.6, 9);
+    expect(s.outsideStepsMs).toBeCloseTo(110 - (9 * 10.6 + 9.6), 9);
     expect(s.peakNumRunning).toBe(9);
     expect(s.peakKvUsage).toBeCloseTo(0.45, 12);
     const series = timeSeries(steps, 1000, 110, 5);

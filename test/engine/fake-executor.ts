@@ -68,10 +68,13 @@ export class FakeExecutor {
   }
 
   step(batch: ArrayBuffer): Promise<ArrayBuffer> {
+    // As the native executor: the batch is copied at the call, so the caller may reuse its
+    // buffer at once (async scheduling packs the next step into it while this one runs).
+    const copy = batch.slice(0);
     return new Promise((resolve, reject) => {
       setImmediate(() => {
         try {
-          resolve(this.runStep(batch));
+          resolve(this.runStep(copy));
         } catch (err) {
           reject(err);
         }

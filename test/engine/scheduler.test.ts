@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { BlockManager } from '../../src/engine/block-manager.ts';
 import { Scheduler } from '../../src/engine/scheduler.ts';
+import type { Sequence } from '../../src/engine/sequence.ts';
 import { completeStep, makeSeq } from './helpers.ts';
 
 function setup(numBlocks: number, blockSize: number, maxNumSeqs: number, maxNumBatchedTokens: number) {
   const blockManager = new BlockManager(numBlocks, blockSize);
-  const scheduler = new Scheduler({ maxNumSeqs, maxNumBatchedTokens }, blockManager);
+  const scheduler = new Scheduler({ maxNumSeqs, maxNumBatchedTokens, maxModelLen: 1 << 20 }, blockManager);
   return { blockManager, scheduler };
 }
 
@@ -161,7 +162,7 @@ describe('Scheduler', () => {
 describe('Scheduler with prefix caching', () => {
   function cached(numBlocks: number, blockSize: number) {
     const blockManager = new BlockManager(numBlocks, blockSize, true);
-    const scheduler = new Scheduler({ maxNumSeqs: 8, maxNumBatchedTokens: 1000 }, blockManager);
+    const scheduler = new Scheduler({ maxNumSeqs: 8, maxNumBatchedTokens: 1000, maxModelLen: 1 << 20 }, blockManager);
     return { blockManager, scheduler };
   }
   const withPrompt = (prompt: number[]) => {
@@ -244,5 +245,54 @@ describe('Scheduler with prefix caching', () => {
     // newest holds 9 tokens: its first block is still cached, so 5 tokens are computed, not 9.
     expect(back.rows.find((r) => r.seq === newest)).toMatchObject({ numNewTokens: 5, isSampled: true });
     expect(newest.blockTable[0]).toBe(headBlock);
+  });
+});
+
+describe('Scheduler with a step in flight (async scheduling)', () => {
+  /** Admits `seqs` and launches their step as the engine does: computed, next token pending. */
+  function launch(scheduler: Scheduler, seqs: Sequence[]): void {
+    for (const seq of seqs) scheduler.add(seq);
+    const rows = scheduler.schedule().rows;
+    expect(rows.map((r) => r.seq)).toEqual(seqs);
+    rows.forEach((row, s) => {
+      row.seq.numComputedTokens += row.numNewTokens;
+      row.seq.pendingTokenStep = 1;
+      row.seq.pendingTokenRow = s;
+    });
+  }
+  const withOutputs = (numPromptTokens: number, maxTokens: number, numOutputTokens: number): Sequence => {
+    const seq = makeSeq(numPromptTokens, { maxTokens });
+    for (let i = 0; i < numOutputTokens; i++) seq.appendToken(5, null);
+    return seq;
+  };
+
+  it('schedules the pending token as a one-token sampled row, and no row when it will be the last', () => {
+    const scheduler = new Scheduler({ maxNumSeqs: 8, maxNumBatchedTokens: 64, maxModelLen: 9 }, new BlockManager(100, 4));
+    const next = withOutputs(6, 10, 0);
+    const lastByMaxTokens = withOutputs(6, 3, 2);
+    const lastByModelLen = withOutputs(7, 100, 1); // 9 tokens with the pending one
+    launch(scheduler, [next, lastByMaxTokens, lastByModelLen]);
+    expect(scheduler.schedule().rows.map((r) => [r.seq, r.numNewTokens, r.isSampled])).toEqual([[next, 1, true]]);
+    expect(next.blockTable).toHaveLength(2); // position 6 (the pending token) is in the second block
+  });
+
+  it('does not admit a sequence preempted while its token is in flight until that token lands', () => {
+    const blockManager = new BlockManager(3, 4);
+    const scheduler = new Scheduler({ maxNumSeqs: 8, maxNumBatchedTokens: 64, maxModelLen: 64 }, blockManager);
+    const older = makeSeq(4);
+    const newer = makeSeq(4);
+    launch(scheduler, [older, newer]);
+    // Each pending token starts a second block; there is one free: the newer is preempted.
+    const out = scheduler.schedule();
+    expect(out.rows.map((r) => r.seq)).toEqual([older]);
+    expect(out.preempted).toEqual([newer]);
+    expect(scheduler.waiting).toEqual([newer]);
+    older.finish('length', undefined, 0);
+    scheduler.removeFinished();
+    // Blocks are free now, but its token is still in flight: it waits.
+    expect(scheduler.schedule().rows).toEqual([]);
+    newer.pendingTokenStep = -1;
+    newer.appendToken(9, null);
+    expect(scheduler.schedule().rows.map((r) => [r.seq, r.numNewTokens, r.isSampled])).toEqual([[newer, 5, true]]);
   });
 });

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { BATCH_MAGIC, BatchHeader, batchByteLength } from '../../src/engine/batch-layout.ts';
 import { RngStream, splitMix64At, seedToU64, type U64 } from '../../src/engine/rng.ts';
 import type { ScheduledSeq } from '../../src/engine/scheduler.ts';
-import { StepBatchPacker } from '../../src/engine/step-batch.ts';
+import { fillPendingTokens, StepBatchPacker } from '../../src/engine/step-batch.ts';
 import { makeSeq } from './helpers.ts';
 
 describe('StepBatchPacker', () => {
@@ -81,5 +81,43 @@ describe('StepBatchPacker', () => {
     const third = packer.pack(many);
     expect(third.views.buffer).not.toBe(first.views.buffer);
     expect(third.views.buffer.byteLength).toBeGreaterThanOrEqual(third.byteLength);
+  });
+});
+
+describe('StepBatchPacker, packing ahead of a step in flight (async scheduling)', () => {
+  it('leaves -1 where the pending token goes, lists the place, and fillPendingTokens writes it', () => {
+    // seq: 3 prompt tokens + 1 output, all computed; step 7 (in flight) samples its 5th token in its row 2.
+    const seq = makeSeq(3, { repetitionPenalty: 1.2, seed: 5, minTokens: 3, stopTokenIds: [9] });
+    seq.appendToken(40, null);
+    seq.numComputedTokens = 4;
+    seq.blockTable.push(2, 8);
+    seq.pendingTokenStep = 7;
+    seq.pendingTokenRow = 2;
+    const packer = new StepBatchPacker(4, new RngStream(1), [2]);
+    const packed = packer.pack([{ seq, numNewTokens: 1, isSampled: true }], 7);
+    const v = packed.views;
+    expect(Array.from(v.inputIds)).toEqual([-1]);
+    expect(Array.from(v.positions)).toEqual([4]);
+    expect(Array.from(v.slotMapping)).toEqual([8 * 4]);
+    expect(Array.from(v.penaltyTokens)).toEqual([...seq.tokenIds, -1]);
+    expect(packed.pendingTokens).toEqual({ inputIds: [0, 2], penaltyTokens: [4, 2] });
+    // The token drawn is output token 3 (index 2): 2 come before it, fewer than min_tokens 3,
+    // so the stop id and EOS are still banned; a seeded request's key is that of index 2.
+    expect(Array.from(v.bannedTokens)).toEqual([9, 2]);
+    const key: U64 = { hi: 0, lo: 0 };
+    splitMix64At(seedToU64(5), 2, key);
+    expect([v.rngKeyLo[0], v.rngKeyHi[0]]).toEqual([key.lo, key.hi]);
+    fillPendingTokens(packed, Int32Array.from([0, 0, 123]));
+    expect(v.inputIds[0]).toBe(123);
+    expect(v.penaltyTokens[4]).toBe(123);
+  });
+
+  it('refuses a row that waits on a step other than the one in flight', () => {
+    const seq = makeSeq(3);
+    seq.numComputedTokens = 3;
+    seq.blockTable.push(0);
+    seq.pendingTokenStep = 4;
+    seq.pendingTokenRow = 0;
+    expect(() => new StepBatchPacker(4, new RngStream(1)).pack([{ seq, numNewTokens: 1, isSampled: true }], 5)).toThrow(/waits on step 4/);
   });
 });
