@@ -1,7 +1,7 @@
 // The `spindle` command's usage handling: bad flags say what is wrong and exit 2, --help lists
 // every flag, and a missing benchmark says so.
 import { describe, expect, it } from 'vitest';
-import { GENERATE_FLAGS, parseCommandLine, SERVE_FLAGS, CliUsageError } from '../../src/server/cli-flags.ts';
+import { booleanPairOf, GENERATE_FLAGS, parseCommandLine, SERVE_FLAGS, CliUsageError } from '../../src/server/cli-flags.ts';
 import { runCli } from './cli-process.ts';
 
 describe('flag parsing (in process)', () => {
@@ -19,6 +19,15 @@ describe('flag parsing (in process)', () => {
   it.each(cases)('%s', (_name, args, message) => {
     expect(() => parseCommandLine(args, SERVE_FLAGS, 1)).toThrow(CliUsageError);
     expect(() => parseCommandLine(args, SERVE_FLAGS, 1)).toThrow(message);
+  });
+
+  it('--NAME / --no-NAME pairs give true, false or the default, and refuse both', () => {
+    const pair = (args: string[]): boolean | undefined => booleanPairOf(parseCommandLine(args, SERVE_FLAGS, 1).values, 'async-scheduling');
+    expect(pair([])).toBeUndefined();
+    expect(pair(['--async-scheduling'])).toBe(true);
+    expect(pair(['--no-async-scheduling'])).toBe(false);
+    expect(() => pair(['--async-scheduling', '--no-async-scheduling'])).toThrow('--async-scheduling and --no-async-scheduling contradict each other');
+    expect(booleanPairOf(parseCommandLine(['--no-enable-prefix-caching'], SERVE_FLAGS, 1).values, 'enable-prefix-caching')).toBe(false);
   });
 
   it('converts values and keeps repeated flags in order', () => {
