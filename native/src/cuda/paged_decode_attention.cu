@@ -131,8 +131,7 @@ __global__ void __launch_bounds__(kDecodeWarps * 32)
       const bool valid = tok < end;
       float k[kElems], v[kElems];
       if (valid) {
-        const size_t row = (static_cast<size_t>(table[tok / shape.block_size]) * shape.block_size + tok % shape.block_size) *
-                               token_stride + kv_head * kHeadDim;
+        const size_t row = row_of(tok);
 #pragma unroll
         for (int c = 0; c < kChunks; ++c) {
           const int d0 = (c * kLanes + sub) * kChunk;
@@ -143,27 +142,7 @@ __global__ void __launch_bounds__(kDecodeWarps * 32)
 #pragma unroll
         for (int e = 0; e < kElems; ++e) k[e] = v[e] = 0.f;
       }
-#pragma unroll
-      for (int g = 0; g < kMaxGroup; ++g) {
-        if (g >= group) break;
-        float dot = 0.f;
-#pragma unroll
-        for (int c = 0; c < kChunks; ++c) {
-          const float* qc = sq + g * kHeadDim + (c * kLanes + sub) * kChunk;
-#pragma unroll
-          for (int j = 0; j < kChunk; ++j) dot += qc[j] * k[c * kChunk + j];
-        }
-#pragma unroll
-        for (int o = kLanes / 2; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
-        const float s = valid ? dot : -FLT_MAX;
-        const float new_m = fmaxf(m[g], s);
-        const float alpha = __expf(m[g] - new_m);
-        const float p = valid ? __expf(s - new_m) : 0.f;
-        l[g] = l[g] * alpha + p;
-#pragma unroll
-        for (int e = 0; e < kElems; ++e) acc[g][e] = acc[g][e] * alpha + p * v[e];
-        m[g] = new_m;
-      }
+      consume(k, v, valid);
     }
   } else {
     // cp.async pipeline, kStages deep: each lane stages its own 16-byte chunks of K and V in
