@@ -19,13 +19,12 @@
 #include "profile_batch.h"
 #include "rope_frequencies.h"
 #include "sample_step.h"
+#include "step_plan.h"
 #include "token_bans.h"
 
 namespace spindle::cuda {
 namespace {
 
-constexpr int kMaxDecodeSplits = 32;
-constexpr int kMinSplitTokens = 256;
 constexpr size_t kCublasWorkspaceBytes = 32u << 20;
 // Slot of the step result's timing header where the number of D2H copies is reported
 // (ResultTiming.deviceToHostCopies in src/engine/batch-layout.ts).
@@ -61,17 +60,6 @@ class GraphExec {
  private:
   cudaGraphExec_t exec_ = nullptr;
 };
-
-// Batch sizes decode graphs are captured for (vLLM's): 1, 2, 4, then every multiple of 8,
-// up to max_seqs (itself included); a batch runs in the smallest that holds it.
-std::vector<int> DecodeGraphSizes(int max_seqs) {
-  std::vector<int> sizes;
-  for (int n : {1, 2, 4})
-    if (n < max_seqs) sizes.push_back(n);
-  for (int n = 8; n < max_seqs; n += 8) sizes.push_back(n);
-  sizes.push_back(max_seqs);
-  return sizes;
-}
 
 template <typename T>
 class CudaBackend final : public Backend {
@@ -138,14 +126,18 @@ class CudaBackend final : public Backend {
 
     cudaStream_t stream = compute_.get();
     const ForwardInputs in = DescribeBatch(batch, host_base);
-    const bool use_graph = CanReplayDecodeGraph(batch, in);
+    bool use_graph = CanReplayDecodeGraph(batch, in);
     timer_.BeginStep(in.num_decodes == in.num_seqs ? "decode" : "mixed", stream, batch.num_tokens);
     CUDA_CHECK(cudaEventRecord(ev_start_.get(), stream));
     CUDA_CHECK(cudaMemcpyAsync(device_batch_.get(), pinned_batch_.get(), batch.byte_length, cudaMemcpyHostToDevice, stream));
     timer_.Mark("copy_batch_to_device", stream);
     auto dev = [&](const int32_t* host_column) { return OnDevice(host_column, host_base); };
     StepResult slab = LayStepResult(device_slab_.get(), batch);
-    const float* logits = use_graph ? ReplayDecodeGraph(batch, in) : Forward(in, batch.logits_mode, slab.logits);
+    const float* logits = use_graph ? ReplayDecodeGraph(in) : nullptr;  // null: the capture failed
+    if (!logits) {
+      use_graph = false;
+      logits = Forward(in, batch.logits_mode, slab.logits);
+    }
     CUDA_CHECK(cudaEventRecord(ev_forward_.get(), stream));
 
     if (batch.num_banned_tokens > 0) {
@@ -192,29 +184,15 @@ class CudaBackend final : public Backend {
   }
 
   // The forward pass's view of a validated batch: device columns, and the leading run of
-  // one-token sequences (the scheduler lists them first) that the decode kernel takes.
+  // one-token sequences (the scheduler lists them first) that the decode kernel takes
+  // (step_plan.h, checked on the CPU).
   ForwardInputs DescribeBatch(const StepBatch& b, const char* host_base) const {
     auto dev = [&](const int32_t* host_column) { return OnDevice(host_column, host_base); };
-    ForwardInputs in{dev(b.input_ids), dev(b.positions), dev(b.slot_mapping), dev(b.seq_lens), dev(b.block_tables),
-                     dev(b.query_start_loc), b.num_tokens, b.num_seqs, 0, b.max_blocks_per_seq, 0, 1};
-    if (DecodeAttentionSupported(m_.head_dim, m_.num_heads / m_.num_kv_heads)) {
-      while (in.num_decodes < b.num_seqs && b.query_start_loc[in.num_decodes + 1] == in.num_decodes + 1) ++in.num_decodes;
-    }
-    int max_decode_len = 0;
-    for (int s = 0; s < in.num_decodes; ++s) max_decode_len = std::max(max_decode_len, b.seq_lens[s]);
-    for (int s = in.num_decodes; s < b.num_seqs; ++s)
-      in.max_prefill_query_len = std::max(in.max_prefill_query_len, b.query_start_loc[s + 1] - b.query_start_loc[s]);
-    in.num_splits = DecodeSplits(in.num_decodes, max_decode_len);
-    return in;
-  }
-
-  // Pieces to cut each decode context into: more when sequences x KV heads would leave the
-  // SMs idle (flash-decoding), never pieces under kMinSplitTokens of the longest context.
-  int DecodeSplits(int num_seqs, int max_seq_len) const {
-    const int blocks = std::max(1, num_seqs * m_.num_kv_heads);
-    if (blocks >= 2 * num_sms_) return 1;
-    const int splits = std::min((2 * num_sms_ + blocks - 1) / blocks, (max_seq_len + kMinSplitTokens - 1) / kMinSplitTokens);
-    return std::max(1, std::min(splits, kMaxDecodeSplits));
+    const StepPlan plan = PlanStep(b, DecodeAttentionSupported(m_.head_dim, m_.num_heads / m_.num_kv_heads));
+    return ForwardInputs{dev(b.input_ids), dev(b.positions), dev(b.slot_mapping), dev(b.seq_lens), dev(b.block_tables),
+                         dev(b.query_start_loc), b.num_tokens, b.num_seqs, plan.num_decodes, b.max_blocks_per_seq,
+                         plan.max_prefill_query_len,
+                         DecodeSplits(plan.num_decodes, plan.max_decode_len, m_.num_kv_heads, num_sms_)};
   }
 
   // The layers and the LM head on `in`. Returns the sampled rows' logits [num_seqs, vocab]:
@@ -292,29 +270,38 @@ class CudaBackend final : public Backend {
 
   // ---- CUDA graphs of decode-only steps ----
 
-  // Decode-only steps (every sequence one token), unless the executor runs eagerly, a test
-  // asks for logits, the profiler times kernels one by one, or a block table is wider than
-  // the graphs' tables.
+  // Decode-only steps (step_plan.h), unless the executor runs eagerly, the profiler times
+  // kernels one by one, or graphs are off (before the KV cache is sized, or after a failed capture).
   bool CanReplayDecodeGraph(const StepBatch& b, const ForwardInputs& in) const {
-    if (config_.enforce_eager || timer_.enabled() || b.logits_mode != 0 || graph_sizes_.empty()) return false;
-    if (in.num_decodes != in.num_seqs || in.num_tokens != in.num_seqs) return false;
-    for (int s = 0; s < in.num_seqs; ++s)
-      if ((b.seq_lens[s] + config_.block_size - 1) / config_.block_size > graph_table_width_) return false;
-    return true;
+    if (config_.enforce_eager || timer_.enabled() || graph_sizes_.empty()) return false;
+    return IsGraphableDecodeStep(b, in.num_decodes, config_.block_size, graph_table_width_);
   }
 
   // Copies the batch into the graph inputs of the smallest captured size that holds it,
-  // capturing that graph first if it is new, and replays it. Returns the logits rows.
-  const float* ReplayDecodeGraph(const StepBatch& b, const ForwardInputs& in) {
+  // capturing that graph first if it is new, and replays it. Returns the logits rows, or null
+  // when the capture failed: graphs are then off for good and the caller runs eagerly, so
+  // that a serving run (or a benchmark) goes on; tests see it in timings' graph flag.
+  const float* ReplayDecodeGraph(const ForwardInputs& in) {
     cudaStream_t stream = compute_.get();
-    const size_t index = std::lower_bound(graph_sizes_.begin(), graph_sizes_.end(), in.num_seqs) - graph_sizes_.begin();
+    const size_t index = DecodeGraphIndex(graph_sizes_, in.num_seqs);
     const int padded = graph_sizes_[index];
     const int width = graph_table_width_;
     int32_t* base = graph_inputs_.get<int32_t>();
     const DecodeGraphInputs dst{base, base + max_seqs_, base + 2 * max_seqs_, base + 3 * max_seqs_, base + 4 * max_seqs_};
     PadDecodeGraphInputs(in.input_ids, in.positions, in.slot_mapping, in.seq_lens, in.block_tables, in.num_seqs,
-                         b.max_blocks_per_seq, config_.block_size, dst, padded, width, stream);
-    if (!graph_execs_[index].get()) graph_execs_[index] = CaptureDecodeGraph(dst, padded);
+                         in.max_blocks_per_seq, config_.block_size, dst, padded, width, stream);
+    if (!graph_execs_[index].get()) {
+      try {
+        graph_execs_[index] = CaptureDecodeGraph(dst, padded);
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "spindle cuda: capturing the decode graph of batch size %d failed, CUDA graphs off: %s\n",
+                     padded, e.what());
+        graph_execs_.clear();
+        graph_sizes_.clear();
+        (void)cudaGetLastError();  // a capture error is not sticky; a sticky one fails the eager pass too
+        return nullptr;
+      }
+    }
     CUDA_CHECK(cudaGraphLaunch(graph_execs_[index].get(), stream));
     return logits_scratch_.get<float>();
   }
@@ -326,7 +313,7 @@ class CudaBackend final : public Backend {
     const ForwardInputs in{inputs.input_ids, inputs.positions, inputs.slot_mapping, inputs.seq_lens, inputs.block_tables,
                            nullptr /* query_start_loc: read only when some sequence has several tokens */,
                            padded, padded, padded, graph_table_width_, 0,
-                           DecodeSplits(padded, graph_table_width_ * config_.block_size)};
+                           DecodeSplits(padded, graph_table_width_ * config_.block_size, m_.num_kv_heads, num_sms_)};
     cudaGraph_t graph = nullptr;
     CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
     try {
@@ -336,7 +323,9 @@ class CudaBackend final : public Backend {
       if (graph) cudaGraphDestroy(graph);
       throw;
     }
-    CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
+    const cudaError_t end_err = cudaStreamEndCapture(stream, &graph);  // ends the capture even when it fails
+    if (end_err != cudaSuccess && graph) cudaGraphDestroy(graph);
+    CUDA_CHECK(end_err);
     cudaGraphExec_t exec = nullptr;
     const cudaError_t err = cudaGraphInstantiate(&exec, graph, 0);
     cudaGraphDestroy(graph);
@@ -398,6 +387,7 @@ class CudaBackend final : public Backend {
     const StepBatch batch = ParseStepBatch(packed.data(), packed.size() * 4);
     std::vector<char> result(StepResultByteLength(batch, m_.vocab_size));
     Step(batch, result.data());
+    timer_.Reset();  // a cold start-up step, not part of what a profiled run measures
     kv_cache_.Release();
     CUDA_CHECK(cudaDeviceSynchronize());
     size_t free_bytes = 0, total_bytes = 0;

@@ -46,6 +46,12 @@ class PhaseTimer {
   void Mark(const char* phase, cudaStream_t stream) {
     if (enabled()) Record(phase, stream);
   }
+  // Forgets every step so far (the KV-sizing step at start-up: one cold prefill of
+  // maxNumBatchedTokens, first launches included, that would skew the "mixed" totals).
+  void Reset() {
+    totals_.clear();
+    marks_.clear();
+  }
   // After the step's synchronisation: adds each interval to its phase.
   void Collect() {
     if (!enabled() || marks_.empty()) return;
