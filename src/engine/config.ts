@@ -144,7 +144,7 @@ export function resolveEngineConfig(options: EngineOptions, machine: MachineInfo
   if (maxModelLen > modelMaxLen) {
     throw new EngineConfigError(
       'maxModelLen',
-      `${maxModelLen} is greater than the derived max_model_len (max_position_embeddings=${modelMaxLen} in the model's config.json)`,
+      `${maxModelLen} is greater than the derived max_model_len (${o.model.maxModelLenSource} in the model's config.json)`,
     );
   }
   if (o.maxNumBatchedTokens < o.maxNumSeqs) {

@@ -66,7 +66,15 @@ export interface ParsedModelConfig {
   architecture: string;
   bosTokenId: number | null;
   eosTokenIds: number[];
-  /** Things accepted but not honoured (e.g. a sliding window), for the loader to report. */
+  /**
+   * The longest context the model is run at: max_position_embeddings, or a sliding window
+   * below it (attention over a window is not implemented, so only a context within the
+   * window gives the reference model's output).
+   */
+  maxModelLen: number;
+  /** Where maxModelLen comes from, for messages (e.g. "max_position_embeddings=32768"). */
+  maxModelLenSource: string;
+  /** What the loader should report (e.g. a context capped at a sliding window). */
   notes: string[];
 }
 
@@ -145,9 +153,15 @@ export function parseModelConfig(json: unknown, file: string): ParsedModelConfig
   if (headDim % 2 !== 0) fail(file, `field 'head_dim': ${headDim} must be even for RoPE`);
 
   const notes: string[] = [];
+  let maxModelLen = raw.max_position_embeddings;
+  let maxModelLenSource = `max_position_embeddings=${maxModelLen}`;
   const slidingWindowOn = family === 'llama' ? raw.sliding_window != null : raw.use_sliding_window === true;
   if (slidingWindowOn && raw.sliding_window != null && raw.sliding_window < raw.max_position_embeddings) {
-    notes.push(`${file}: sliding_window ${raw.sliding_window} is ignored: attention covers the whole context, which differs from the reference model past ${raw.sliding_window} tokens`);
+    // As vLLM does where it runs without the window (--disable-sliding-window): within the
+    // window, full attention is exactly the model's attention.
+    maxModelLen = raw.sliding_window;
+    maxModelLenSource = `sliding_window=${maxModelLen}: attention over a sliding window is not implemented, so the context is capped at the window`;
+    notes.push(`${file}: the context is capped at sliding_window ${maxModelLen} (max_position_embeddings ${raw.max_position_embeddings}): attention over a sliding window is not implemented, and within the window full attention gives the model's output`);
   }
 
   const config: NativeModelConfig = {
@@ -174,6 +188,8 @@ export function parseModelConfig(json: unknown, file: string): ParsedModelConfig
     architecture,
     bosTokenId: raw.bos_token_id ?? null,
     eosTokenIds: toIdList(raw.eos_token_id),
+    maxModelLen,
+    maxModelLenSource,
     notes,
   };
 }

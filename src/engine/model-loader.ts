@@ -72,7 +72,8 @@ export async function loadModelSource(dir: string, options: LoadModelOptions = {
     tokenizerDir: absDir,
     eosTokenIds,
     bosTokenId,
-    maxModelLen: parsed.config.maxPositionEmbeddings,
+    maxModelLen: parsed.maxModelLen,
+    maxModelLenSource: parsed.maxModelLenSource,
   };
 }
 
@@ -89,5 +90,6 @@ export function dummyModelSource(presetName: string, seed: number): ModelSource 
     eosTokenIds: [...preset.eosTokenIds],
     bosTokenId: preset.bosTokenId,
     maxModelLen: preset.config.maxPositionEmbeddings,
+    maxModelLenSource: `max_position_embeddings=${preset.config.maxPositionEmbeddings}`,
   };
 }

@@ -141,8 +141,10 @@ export interface ModelSource {
   tokenizerDir: string;
   eosTokenIds: number[];
   bosTokenId: number | null;
-  /** From config.json (max_position_embeddings), before --max-model-len. */
+  /** From config.json (max_position_embeddings, or a sliding window below it), before --max-model-len. */
   maxModelLen: number;
+  /** Where maxModelLen comes from, for messages (e.g. "max_position_embeddings=32768"). */
+  maxModelLenSource: string;
 }
 
 /** Load and occupancy figures for /metrics and /health. */

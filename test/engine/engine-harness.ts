@@ -50,6 +50,7 @@ export function fakeModelSource(): ModelSource {
     eosTokenIds: [2],
     bosTokenId: 1,
     maxModelLen: 2048,
+    maxModelLenSource: 'max_position_embeddings=2048',
   };
 }
 

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { resolveEngineConfig } from '../../src/engine/config.ts';
 import { dummyModelSource, loadModelSource } from '../../src/engine/model-loader.ts';
 import { MODEL_PRESETS } from '../../src/engine/presets.ts';
 import { f32ToBf16Bits, f32ToF16Bits } from '../../src/tools/safetensors-writer.ts';
@@ -288,18 +289,25 @@ describe('config.json variants', () => {
     await expectLoadError(dir, file, 'rope_scaling.low_freq_factor');
   });
 
-  it('notes an ignored sliding window (Mistral v0.1 style), silent when Qwen has it off', async () => {
+  it('caps the context at a sliding window (Mistral v0.1 style) and says so; not when Qwen has it off', async () => {
     const mistral = makeModel({ arch: 'mistral' });
-    editJson(path.join(mistral, 'config.json'), (c) => { c.sliding_window = 4096; });
+    editJson(path.join(mistral, 'config.json'), (c) => { c.sliding_window = 64; c.max_position_embeddings = 1024; });
     const notes: string[] = [];
-    await loadModelSource(mistral, { onNote: (n) => notes.push(n) });
+    const capped = await loadModelSource(mistral, { onNote: (n) => notes.push(n) });
+    expect(capped.maxModelLen).toBe(64);
+    expect(capped.config.maxPositionEmbeddings).toBe(1024);
     expect(notes).toHaveLength(1);
-    expect(notes[0]).toContain('sliding_window 4096');
+    expect(notes[0]).toContain('capped at sliding_window 64');
+    // A longer --max-model-len is refused, naming the window.
+    expect(() => resolveEngineConfig({ model: capped, maxModelLen: 65, device: 'cpu' }, { numCudaDevices: 0, cudaUnavailableReason: 'none' })).toThrow(
+      /--max-model-len: 65 is greater than the derived max_model_len \(sliding_window=64: attention over a sliding window is not implemented/,
+    );
     const qwen = makeModel({ arch: 'qwen2' });
-    editJson(path.join(qwen, 'config.json'), (c) => { c.sliding_window = 4096; c.use_sliding_window = false; });
+    editJson(path.join(qwen, 'config.json'), (c) => { c.sliding_window = 64; c.use_sliding_window = false; });
     notes.length = 0;
-    await loadModelSource(qwen, { onNote: (n) => notes.push(n) });
+    const full = await loadModelSource(qwen, { onNote: (n) => notes.push(n) });
     expect(notes).toEqual([]);
+    expect(full.maxModelLen).toBe(full.config.maxPositionEmbeddings);
   });
 
   it('refuses a shard index that points outside the model directory', async () => {
