@@ -1,6 +1,6 @@
 /**
- * A hand-made SVG of a throughput run: top, tokens/s over time; bottom, the mean step
- * broken into its phases over time (stacked bars). No chart library: the picture is two
+ * A hand-made SVG of a throughput run: top, tokens/s over time; bottom, the mean step's wall
+ * time over time (stacked bars): the device's parts and the host time it did not hide. No chart library: the picture is two
  * axes, polylines and rectangles.
  */
 import type { TimeBucket } from './step-stats.ts';
@@ -13,22 +13,14 @@ const PHASE_COLORS: Record<keyof TimeBucket['meanPhaseMs'], string> = {
   forwardMs: '#4e79a7',
   sampleMs: '#59a14f',
   copyMs: '#76b7b2',
-  executeHostMs: '#e15759',
-  scheduleMs: '#f28e2b',
-  packMs: '#edc948',
-  postprocessMs: '#b07aa1',
-  detokDispatchMs: '#9c755f',
+  hostNotHiddenMs: '#e15759',
 };
 
 const PHASE_LABELS: Record<keyof TimeBucket['meanPhaseMs'], string> = {
   forwardMs: 'forward (native)',
   sampleMs: 'sample (native)',
   copyMs: 'copy (native)',
-  executeHostMs: 'execute − native',
-  scheduleMs: 'schedule',
-  packMs: 'pack',
-  postprocessMs: 'postprocess',
-  detokDispatchMs: 'detok dispatch',
+  hostNotHiddenMs: 'host, device idle',
 };
 
 function escapeXml(text: string): string {
@@ -102,12 +94,12 @@ export function renderThroughputSvg(buckets: TimeBucket[], title: string): strin
   parts.push(line((b) => b.tokensPerS, '#4e79a7'), line((b) => b.seqsPerS, '#e15759'));
   parts.push(...legend(MARGIN.left + plotWidth + 16, top1, [['tokens through the model', '#4e79a7'], ['generated tokens (seqs stepped)', '#e15759']]));
 
-  // Panel 2: the mean step, stacked by phase.
+  // Panel 2: the mean step, stacked by where its wall time went.
   const phases = Object.keys(PHASE_COLORS) as (keyof TimeBucket['meanPhaseMs'])[];
   const stepMs = (b: TimeBucket): number => phases.reduce((sum, p) => sum + b.meanPhaseMs[p], 0);
   const msMax = niceCeiling(Math.max(0.001, ...buckets.map(stepMs)));
   const top2 = PANEL_HEIGHT + MARGIN.top;
-  parts.push(...axes({ top: top2, plotWidth, plotHeight, xMax, yMax: msMax }, 'Mean step by phase', 'ms per step'));
+  parts.push(...axes({ top: top2, plotWidth, plotHeight, xMax, yMax: msMax }, 'Mean step: device work and host time not hidden', 'ms per step'));
   for (const b of buckets) {
     let y = top2 + plotHeight;
     const x = xOf(b.startS);

@@ -96,7 +96,7 @@ export function formatResult(r: ThroughputResult): string {
     ),
   );
   lines.push('');
-  const phaseRows = [...STEP_PHASES, 'executeHostMs' as const].map((phase) => {
+  const phaseRows = [...STEP_PHASES, 'stepHostMs' as const].map((phase) => {
     const s = r.steps.phases[phase];
     return [phase.replace(/Ms$/, ''), s.meanMs, s.p50Ms, s.p99Ms, pct(s.totalMs / (r.results.wallS * 1000))];
   });
@@ -104,7 +104,7 @@ export function formatResult(r: ThroughputResult): string {
   lines.push(
     `detok lag: mean ${r.steps.detokLagSteps.mean.toFixed(2)} steps, max ${r.steps.detokLagSteps.max}; mean batch ${f1(r.steps.meanNumSeqs)} seqs / ` +
       `${f1(r.steps.meanNumTokens)} tokens; prompt tokens computed ${r.steps.numPrefillTokens} of ${r.workload.numPromptTokens} (prefix cache); ` +
-      `preemptions ${r.results.numPreemptions}; packed ahead ${r.steps.numPackedAhead} of ${r.steps.numSteps} steps; outside steps ${f1(r.steps.outsideStepsMs)} ms`,
+      `preemptions ${r.results.numPreemptions}; handed over ahead ${r.steps.numHandedOverAhead} of ${r.steps.numSteps} steps; outside steps ${f1(r.steps.outsideStepsMs)} ms`,
   );
   if (r.floor) {
     const w = r.floor.workload;

@@ -15,7 +15,7 @@ export interface PhaseStats {
   totalMs: number;
 }
 
-export const STEP_PHASES = ['scheduleMs', 'packMs', 'launchGapMs', 'executeMs', 'forwardMs', 'sampleMs', 'copyMs', 'postprocessMs', 'detokDispatchMs'] as const;
+export const STEP_PHASES = ['scheduleMs', 'packMs', 'launchGapMs', 'executorIdleMs', 'executeMs', 'stepWallMs', 'forwardMs', 'sampleMs', 'copyMs', 'postprocessMs', 'detokDispatchMs'] as const;
 export type StepPhase = (typeof STEP_PHASES)[number];
 
 export interface StepSummary {
@@ -25,21 +25,21 @@ export interface StepSummary {
   /** Native (device) time per step summed, ms. */
   nativeMs: number;
   /**
-   * Host time the device did not hide: per step, the part of execute that was not native
-   * work (binding, queueing, Promise resolution) plus the launch gap before it (in a
-   * synchronous loop the previous step's postprocess and detok dispatch and this step's
-   * schedule and pack; with async scheduling only the hand-over between the two steps).
+   * Host time the device did not hide: per step, the time the executor ran no step before it
+   * (from the previous step's end: result hand-back, JavaScript, hand-over; after the loop
+   * slept, the launch gap instead), plus the native step's host time outside its timed device
+   * work (uploads, launches, synchronisation).
    */
   hostNotHiddenMs: number;
   hostNotHiddenPerStepMs: number;
-  /** Steps scheduled and packed while the previous one ran (async scheduling). */
-  numPackedAhead: number;
+  /** Steps handed to the executor while the previous one ran (async scheduling). */
+  numHandedOverAhead: number;
   /**
    * Wall time in neither a launch gap nor a step (the loop asleep, start-up, the last
    * step's postprocessing).
    */
   outsideStepsMs: number;
-  phases: Record<StepPhase | 'executeHostMs', PhaseStats>;
+  phases: Record<StepPhase | 'stepHostMs', PhaseStats>;
   detokLagSteps: { mean: number; max: number };
   peakNumRunning: number;
   peakKvUsage: number;
@@ -59,22 +59,27 @@ export function nativeMsOf(t: StepTiming): number {
   return t.forwardMs + t.sampleMs + t.copyMs;
 }
 
-/** Execute time the native timings do not account for (never negative: clocks differ). */
-export function executeHostMsOf(t: StepTiming): number {
-  return Math.max(0, t.executeMs - nativeMsOf(t));
+/** The native step's host time outside its timed device work (never negative: clocks differ). */
+export function stepHostMsOf(t: StepTiming): number {
+  return Math.max(0, t.stepWallMs - nativeMsOf(t));
 }
 
+/**
+ * Host time before and inside this step with no device work. The executor's idle time is
+ * measured natively from the previous step's end; after the loop slept it would count the
+ * sleep, so the launch gap (planning to launch) stands in for it then.
+ */
 export function hostNotHiddenMsOf(t: StepTiming): number {
-  return executeHostMsOf(t) + t.launchGapMs;
+  return (t.handover === 'afterSleep' ? t.launchGapMs : t.executorIdleMs) + stepHostMsOf(t);
 }
 
 export function summarizeSteps(steps: StepTiming[], wallMs: number): StepSummary {
-  const phases = {} as Record<StepPhase | 'executeHostMs', PhaseStats>;
+  const phases = {} as Record<StepPhase | 'stepHostMs', PhaseStats>;
   for (const phase of STEP_PHASES) phases[phase] = phaseStats(steps.map((t) => t[phase]));
-  phases.executeHostMs = phaseStats(steps.map(executeHostMsOf));
+  phases.stepHostMs = phaseStats(steps.map(stepHostMsOf));
   const nativeMs = steps.reduce((sum, t) => sum + nativeMsOf(t), 0);
   const hostNotHiddenMs = steps.reduce((sum, t) => sum + hostNotHiddenMsOf(t), 0);
-  const inStepsMs = steps.reduce((sum, t) => sum + t.launchGapMs + t.executeMs, 0);
+  const inStepsMs = steps.reduce((sum, t) => sum + hostNotHiddenMsOf(t) + nativeMsOf(t), 0);
   const n = Math.max(1, steps.length);
   return {
     numSteps: steps.length,
@@ -82,7 +87,7 @@ export function summarizeSteps(steps: StepTiming[], wallMs: number): StepSummary
     nativeMs,
     hostNotHiddenMs,
     hostNotHiddenPerStepMs: hostNotHiddenMs / n,
-    numPackedAhead: steps.filter((t) => t.isPackedAhead).length,
+    numHandedOverAhead: steps.filter((t) => t.handover === 'ahead').length,
     outsideStepsMs: Math.max(0, wallMs - inStepsMs),
     phases,
     detokLagSteps: {
@@ -120,8 +125,11 @@ export interface TimeBucket {
   tokensPerS: number;
   /** Sequences stepped per second: generated tokens/s, less the rare prefill chunk that does not sample. */
   seqsPerS: number;
-  /** Mean ms per step of each phase (executeHostMs = execute − native). */
-  meanPhaseMs: Record<'scheduleMs' | 'packMs' | 'executeHostMs' | 'forwardMs' | 'sampleMs' | 'copyMs' | 'postprocessMs' | 'detokDispatchMs', number>;
+  /**
+   * Mean ms per step of where the wall time goes: the device's parts and the host time it
+   * did not hide (the host phases that overlap the device are not in it).
+   */
+  meanPhaseMs: Record<'forwardMs' | 'sampleMs' | 'copyMs' | 'hostNotHiddenMs', number>;
 }
 
 /** Splits the run into `numBuckets` equal spans of wall time for the chart. */
@@ -146,14 +154,10 @@ export function timeSeries(steps: StepTiming[], runStartMs: number, wallMs: numb
       tokensPerS: inBucket.reduce((sum, t) => sum + t.numTokens, 0) / durationS,
       seqsPerS: inBucket.reduce((sum, t) => sum + t.numSeqs, 0) / durationS,
       meanPhaseMs: {
-        scheduleMs: mean((t) => t.scheduleMs),
-        packMs: mean((t) => t.packMs),
-        executeHostMs: mean(executeHostMsOf),
         forwardMs: mean((t) => t.forwardMs),
         sampleMs: mean((t) => t.sampleMs),
         copyMs: mean((t) => t.copyMs),
-        postprocessMs: mean((t) => t.postprocessMs),
-        detokDispatchMs: mean((t) => t.detokDispatchMs),
+        hostNotHiddenMs: mean(hostNotHiddenMsOf),
       },
     };
   });

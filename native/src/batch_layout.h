@@ -13,10 +13,16 @@ constexpr int kBatchHeaderInts = 16;
 constexpr int kResultHeaderFloats = 8;
 constexpr int kMaxTopLogprobs = 20;
 
+// A pending token (async scheduling): in a batch whose header has hasPendingTokens set, a
+// negative entry of inputIds or penaltyTokens stands for the token the previous step sampled
+// in its row PendingTokenRow(entry) (StepQueue fills it in before the step runs).
+inline int32_t PendingTokenRow(int32_t entry) { return -1 - entry; }
+
 // Read-only views over one packed step batch. Pointers alias the caller's buffer.
 struct StepBatch {
   int32_t num_seqs = 0, num_tokens = 0, max_blocks_per_seq = 0, max_top_logprobs = 0;
   int32_t logits_mode = 0, num_penalty_tokens = 0, num_banned_tokens = 0;
+  bool has_pending_tokens = false;             // header[8]: see PendingTokenRow
   const int32_t* input_ids = nullptr;          // [num_tokens]
   const int32_t* positions = nullptr;          // [num_tokens]
   const int32_t* slot_mapping = nullptr;       // [num_tokens]
@@ -55,8 +61,9 @@ inline StepBatch ParseStepBatch(const void* data, size_t byte_length) {
   StepBatch b;
   b.num_seqs = h[1]; b.num_tokens = h[2]; b.max_blocks_per_seq = h[3];
   b.max_top_logprobs = h[4]; b.logits_mode = h[5]; b.num_penalty_tokens = h[6]; b.num_banned_tokens = h[7];
+  b.has_pending_tokens = h[8] != 0;
   if (b.num_seqs < 0 || b.num_tokens < 0 || b.max_blocks_per_seq < 0 || b.num_penalty_tokens < 0 ||
-      b.num_banned_tokens < 0 ||
+      b.num_banned_tokens < 0 || h[8] < 0 || h[8] > 1 ||
       b.max_top_logprobs < 0 || b.max_top_logprobs > kMaxTopLogprobs || b.logits_mode < 0 || b.logits_mode > 2)
     throw std::runtime_error("step batch: bad header");
   const int32_t n = b.num_seqs, t = b.num_tokens;
@@ -94,7 +101,8 @@ inline StepBatch ParseStepBatch(const void* data, size_t byte_length) {
 struct StepResult {
   float* timings = nullptr;             // [kResultHeaderFloats]: forward, sample, copy, total ms;
                                         // [4] = device-to-host copies made, [5] = 1 when a
-                                        // CUDA graph ran the forward pass (ResultTiming)
+                                        // CUDA graph ran the forward pass, [6] = ms the executor
+                                        // ran no step before this one (ResultTiming)
   int32_t* sampled_token_ids = nullptr; // [num_seqs]
   float* sampled_logprobs = nullptr;    // [num_seqs]
   int32_t* top_token_ids = nullptr;     // [num_seqs, max_top_logprobs]

@@ -193,8 +193,12 @@ void ValidateStepBatch(const StepBatch& b, const ExecutorConfig& c, int32_t num_
   const int64_t bs = c.block_size, num_slots = int64_t(num_blocks) * bs;
   if (b.query_start_loc[0] != 0) fail("queryStartLoc[0] must be 0");
   if (b.query_start_loc[b.num_seqs] != b.num_tokens) fail("queryStartLoc[numSeqs] must equal numTokens");
+  // A negative id in a batch with pending tokens is a reference StepQueue fills in and checks.
+  const auto is_pending = [&](int32_t id) { return b.has_pending_tokens && id < 0; };
   for (int32_t i = 0; i < b.num_tokens; ++i) {
-    if (b.input_ids[i] < 0 || b.input_ids[i] >= m.vocab_size) fail("token " + std::to_string(i) + ": " + CountRange("token id", b.input_ids[i], m.vocab_size));
+    if (!is_pending(b.input_ids[i]) && (b.input_ids[i] < 0 || b.input_ids[i] >= m.vocab_size)) {
+      fail("token " + std::to_string(i) + ": " + CountRange("token id", b.input_ids[i], m.vocab_size));
+    }
     if (b.positions[i] < 0 || b.positions[i] >= m.max_position_embeddings) {
       fail("token " + std::to_string(i) + ": " + CountRange("position", b.positions[i], m.max_position_embeddings) +
            " (maxPositionEmbeddings)");
@@ -235,6 +239,7 @@ void ValidateStepBatch(const StepBatch& b, const ExecutorConfig& c, int32_t num_
     if (b.num_logprobs[s] < 0 || b.num_logprobs[s] > b.max_top_logprobs) fail(seq + "numLogprobs must be in [0, maxTopLogprobs]");
   }
   for (int32_t i = 0; i < b.num_penalty_tokens; ++i) {
+    if (is_pending(b.penalty_tokens[i])) continue;
     if (b.penalty_tokens[i] < 0 || b.penalty_tokens[i] >= m.vocab_size) fail("penaltyTokens[" + std::to_string(i) + "]: " + CountRange("token id", b.penalty_tokens[i], m.vocab_size));
   }
   if (b.banned_offsets[0] != 0 || b.banned_offsets[b.num_seqs] != b.num_banned_tokens) {
@@ -247,6 +252,8 @@ void ValidateStepBatch(const StepBatch& b, const ExecutorConfig& c, int32_t num_
 
 // Runs one step on the libuv thread pool. The batch was copied on the JS thread (the caller
 // may reuse its buffer); the result is copied into a fresh ArrayBuffer back on the JS thread.
+// Up to two steps are in flight: the later one checks its batch while the earlier one runs,
+// then waits in the StepQueue for its turn and starts as soon as the earlier one ends.
 class StepWorker : public Napi::AsyncWorker {
  public:
   StepWorker(Napi::Env env, Executor* owner, Napi::Object owner_object, std::vector<int32_t> batch_words,
@@ -257,6 +264,8 @@ class StepWorker : public Napi::AsyncWorker {
         owner_ref_(Napi::Persistent(owner_object)),
         backend_(owner->backend_),
         config_(owner->config_),  // shared: not copied per step
+        queue_(owner->queue_),
+        ticket_(owner->queue_->Enqueue()),
         num_blocks_(owner->num_blocks_),
         batch_words_(std::move(batch_words)),
         batch_bytes_(batch_bytes) {}
@@ -265,38 +274,58 @@ class StepWorker : public Napi::AsyncWorker {
 
  protected:
   void Execute() override {
+    std::string error;
+    std::vector<int32_t> sampled;
+    double idle_ms = 0;
     try {
       const StepBatch batch = ParseStepBatch(batch_words_.data(), batch_bytes_);
       ValidateStepBatch(batch, *config_, num_blocks_);
       const size_t bytes = StepResultByteLength(batch, config_->model.vocab_size);
       result_.assign((bytes + 3) / 4, 0.f);
       result_bytes_ = bytes;
+      idle_ms = queue_->WaitTurn(ticket_);
+      has_turn_ = true;
+      queue_->FillPendingTokens(batch_words_.data(), batch);
       backend_->Step(batch, result_.data());
+      const StepResult result = LayStepResult(result_.data(), batch);
+      result.timings[kTimingExecutorIdle] = static_cast<float>(idle_ms);
+      sampled.assign(result.sampled_token_ids, result.sampled_token_ids + batch.num_seqs);
     } catch (const std::exception& e) {
-      SetError(e.what());
+      error = e.what();
     } catch (...) {
-      SetError("step failed with an unknown error");
+      error = "step failed with an unknown error";
     }
+    // A step that failed before its turn still takes it, so the steps behind it run (and
+    // fail, when they wait on its tokens).
+    if (!has_turn_) queue_->WaitTurn(ticket_);
+    queue_->Finish(std::move(sampled), error.empty());
+    if (!error.empty()) SetError(error);
   }
 
   void OnOK() override {
-    owner_->is_step_running_ = false;
+    owner_->num_steps_in_flight_ -= 1;
     Napi::ArrayBuffer out = Napi::ArrayBuffer::New(Env(), result_bytes_);
     std::memcpy(out.Data(), result_.data(), result_bytes_);
     deferred_.Resolve(out);
   }
 
   void OnError(const Napi::Error& error) override {
-    owner_->is_step_running_ = false;
+    owner_->num_steps_in_flight_ -= 1;
     deferred_.Reject(error.Value());
   }
 
  private:
+  // ResultTiming.executorIdleMs in src/engine/batch-layout.ts.
+  static constexpr int kTimingExecutorIdle = 6;
+
   Napi::Promise::Deferred deferred_;
   Executor* owner_;
   Napi::ObjectReference owner_ref_;  // keeps the Executor alive while its step runs
   std::shared_ptr<Backend> backend_;
   std::shared_ptr<const ExecutorConfig> config_;
+  std::shared_ptr<StepQueue> queue_;
+  uint64_t ticket_;
+  bool has_turn_ = false;
   int32_t num_blocks_;
   std::vector<int32_t> batch_words_;  // the copied batch, int32-aligned
   size_t batch_bytes_;
@@ -344,7 +373,9 @@ Napi::Value Executor::Step(const Napi::CallbackInfo& info) {
     rejected.Reject(Napi::Error::New(env, message).Value());
     return rejected.Promise();
   };
-  if (is_step_running_) return reject("executor.step: a step is already running (one step at a time)");
+  if (num_steps_in_flight_ >= kMaxStepsInFlight) {
+    return reject("executor.step: two steps are already in flight (the one running and the next)");
+  }
   if (info.Length() < 1 || !info[0].IsArrayBuffer()) return reject("executor.step: the batch must be an ArrayBuffer");
   Napi::ArrayBuffer buffer = info[0].As<Napi::ArrayBuffer>();
   const size_t bytes = buffer.ByteLength();
@@ -352,7 +383,7 @@ Napi::Value Executor::Step(const Napi::CallbackInfo& info) {
   if (bytes > 0) std::memcpy(words.data(), buffer.Data(), bytes);
   auto* worker = new StepWorker(env, this, info.This().As<Napi::Object>(), std::move(words), bytes);
   Napi::Promise promise = worker->Promise();
-  is_step_running_ = true;
+  num_steps_in_flight_ += 1;
   worker->Queue();
   return promise;
 }

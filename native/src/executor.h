@@ -1,6 +1,7 @@
 // The Executor exported to JavaScript (NativeExecutor in src/engine/native.ts): reads the
 // options into an ExecutorConfig, owns one backend, and runs each step on a worker thread so
-// the JS thread stays free. One step at a time.
+// the JS thread stays free. Steps run one at a time, in call order; a second may be handed
+// over while one runs (async scheduling), and starts the moment the first ends.
 #pragma once
 #include <napi.h>
 
@@ -9,6 +10,7 @@
 
 #include "backend.h"
 #include "executor_config.h"
+#include "step_queue.h"
 
 namespace spindle {
 
@@ -35,7 +37,10 @@ class Executor : public Napi::ObjectWrap<Executor> {
   std::shared_ptr<const ExecutorConfig> config_;  // shared with each step's worker
   // Shared with the in-flight step, so close() during a step frees it after the step ends.
   std::shared_ptr<Backend> backend_;
-  bool is_step_running_ = false;
+  static constexpr int kMaxStepsInFlight = 2;
+  // Orders the steps in flight; shared with their workers.
+  std::shared_ptr<StepQueue> queue_ = std::make_shared<StepQueue>();
+  int num_steps_in_flight_ = 0;
   int32_t num_blocks_ = 0;
   std::string device_name_;
 };

@@ -34,6 +34,11 @@
  *                                            penalties and temperature (min_tokens: the stop ids and,
  *                                            unless ignore_eos, the EOS ids, as vLLM)
  *
+ * PENDING TOKENS (async scheduling): when header[hasPendingTokens] is 1, a negative entry of
+ * inputIds or penaltyTokens is pendingTokenRef(r): the token the previous step (the one handed
+ * to the executor just before this batch) samples in its row r. The executor fills it in
+ * when that step ends, right before this one starts.
+ *
  * STEP RESULT = header f32[8] (timings, ms), then:
  *   sampledTokenIds   i32 [numSeqs]          -1 where isSampled = 0
  *   sampledLogprobs   f32 [numSeqs]          log-softmax of the processed logits (after penalties
@@ -59,7 +64,19 @@ export const BatchHeader = {
   logitsMode: 5,
   numPenaltyTokens: 6,
   numBannedTokens: 7,
+  /** 1 when inputIds/penaltyTokens hold pending-token references (see above). */
+  hasPendingTokens: 8,
 } as const;
+
+/** The inputIds/penaltyTokens entry for the token the previous step samples in its row `row`. */
+export function pendingTokenRef(row: number): number {
+  return -1 - row;
+}
+
+/** The previous step's row a pending-token reference stands for (native/src/batch_layout.h PendingTokenRow). */
+export function pendingTokenRow(entry: number): number {
+  return -1 - entry;
+}
 
 /** Header slots of the step result (float32 indices), all in milliseconds. */
 export const ResultTiming = {
@@ -75,6 +92,11 @@ export const ResultTiming = {
   deviceToHostCopies: 4,
   /** Not a time: 1 when the forward pass replayed a captured CUDA graph (decode-only steps). */
   cudaGraphReplayed: 5,
+  /**
+   * How long the executor ran no step before this one started: from the previous step's end
+   * (0 for the first). With a step handed over ahead (async scheduling), only the hand-over.
+   */
+  executorIdleMs: 6,
 } as const;
 
 export type LogitsMode = 0 | 1 | 2;

@@ -2,11 +2,12 @@
  * The engine: request bookkeeping around the step loop. One step, on the main thread:
  *   schedule → pack → launch executor.step() → await it → postprocess (one loop over the
  *   batch) → hand the new tokens to the detokenizer pool, NOT awaited (detok-dispatcher.ts).
- * With async scheduling (the default, vLLM's --async-scheduling), step N+1 is scheduled and
- * packed while step N runs, as if every row N samples had its token already; when N resolves,
- * its sampled ids are written into N+1's batch and N+1 is launched at once, so N's
- * postprocessing and detokenization dispatch also run while the device works. The device
- * then waits only for that hand-over between two steps.
+ * With async scheduling (the default, vLLM's --async-scheduling), step N+1 is scheduled,
+ * packed and handed to the executor while step N runs, as if every row N samples had its
+ * token already (a pending-token reference the executor fills in when N ends). The executor
+ * starts N+1 the moment N ends; meanwhile the loop postprocesses N, dispatches its
+ * detokenization and plans N+2. The device waits between steps only for the executor's
+ * hand-over, never for JavaScript.
  * The loop sleeps while there is no work and wakes on addRequest/abort/shutdown. An
  * executor error fails every live request and marks the engine dead; the process lives on.
  */
@@ -23,7 +24,7 @@ import { RngStream } from './rng.ts';
 import { BlockManager } from './block-manager.ts';
 import { Scheduler, type SchedulerOutput } from './scheduler.ts';
 import { Sequence } from './sequence.ts';
-import { fillPendingTokens, StepBatchPacker, type PackedStep } from './step-batch.ts';
+import { StepBatchPacker, type PackedStep } from './step-batch.ts';
 import { StepTimingRing } from './step-timings.ts';
 import {
   EngineInputError,
@@ -56,15 +57,21 @@ interface PlannedStep {
   packMs: number;
 }
 
+/**
+ * How a step reached the executor (StepTiming.handover): while another step ran, or when none
+ * did, since `idleSinceMs` (the previous step's result, or this step's planning after a sleep).
+ */
+type Handover = { kind: 'ahead' } | { kind: 'afterStep' | 'afterSleep'; idleSinceMs: number };
+
 /** A step handed to the executor; its result is awaited. */
 interface LaunchedStep extends PlannedStep {
   /** Launch order, from 1 (Sequence.pendingTokenStep). */
   id: number;
   result: Promise<ArrayBuffer>;
   launchMs: number;
-  /** Host time before the launch during which the device ran no step (StepTiming.launchGapMs). */
+  handover: Handover['kind'];
+  /** StepTiming.launchGapMs. */
   launchGapMs: number;
-  isPackedAhead: boolean;
 }
 
 export class Engine implements EngineClient {
@@ -269,7 +276,10 @@ export class Engine implements EngineClient {
           }
           const planned = this.planStep(-1);
           if (planned === null) throw new Error('the scheduler found no sequence it could run (KV cache too small for one sequence?)');
-          inFlight = this.launch(planned, idleSinceMs ?? planned.startMs, false);
+          inFlight = this.launch(
+            planned,
+            idleSinceMs === null ? { kind: 'afterSleep', idleSinceMs: planned.startMs } : { kind: 'afterStep', idleSinceMs },
+          );
         }
         inFlight = await this.runInFlight(inFlight);
         idleSinceMs = this.lastResolvedMs;
@@ -281,27 +291,22 @@ export class Engine implements EngineClient {
   }
 
   /**
-   * Awaits `step`. With async scheduling, the next step is planned while it runs and launched
-   * as soon as its result is in, before that result is postprocessed. Returns the step now
-   * in flight, or null.
+   * Awaits `step`. With async scheduling, the next step is planned and handed to the executor
+   * first (it runs the moment `step` ends), and `step` is postprocessed while it runs. Returns
+   * the step now in flight, or null.
    */
   private async runInFlight(step: LaunchedStep): Promise<LaunchedStep | null> {
-    let next: PlannedStep | null = null;
+    let next: LaunchedStep | null = null;
     if (this.config.asyncScheduling) {
       this.scheduler.removeFinished();
-      next = this.planStep(step.id);
+      const planned = this.planStep(step.id);
+      if (planned !== null) next = this.launch(planned, { kind: 'ahead' });
     }
     const resultBuffer = await step.result;
     const resolvedMs = performance.now();
     this.lastResolvedMs = resolvedMs;
-    const result = readResult(resultBuffer, step.packed.shape, this.vocabSize);
-    let launched: LaunchedStep | null = null;
-    if (next !== null && !this.isStopped) {
-      fillPendingTokens(next.packed, result.sampledTokenIds);
-      launched = this.launch(next, resolvedMs, true);
-    }
-    this.completeStep(step, result, resolvedMs);
-    return launched;
+    this.completeStep(step, readResult(resultBuffer, step.packed.shape, this.vocabSize), resolvedMs);
+    return next;
   }
 
   /** Schedules and packs a step; null when nothing can run. `inFlightStep`: see StepBatchPacker.pack. */
@@ -319,10 +324,13 @@ export class Engine implements EngineClient {
    * Hands `planned` to the executor. Its rows' tokens count as computed from now on, and the
    * tokens it samples are pending until its result is postprocessed (the next plan may use them).
    */
-  private launch(planned: PlannedStep, idleSinceMs: number, isPackedAhead: boolean): LaunchedStep {
+  private launch(planned: PlannedStep, handover: Handover): LaunchedStep {
     const id = ++this.numLaunched;
     const launchMs = performance.now();
     const result = this.executor.step(planned.packed.views.buffer);
+    // A step handed over ahead is awaited only after the one before it: if that one fails
+    // first, the engine dies without awaiting this one, whose rejection must not go unhandled.
+    result.catch(() => undefined);
     const rows = planned.schedule.rows;
     for (let s = 0; s < rows.length; s++) {
       const { seq, numNewTokens, isSampled } = rows[s];
@@ -334,7 +342,8 @@ export class Engine implements EngineClient {
     }
     // Now, not after the step: a step planned while this one runs may reuse these blocks.
     this.scheduler.cacheComputedBlocks(rows);
-    return { ...planned, id, result, launchMs, launchGapMs: launchMs - idleSinceMs, isPackedAhead };
+    const launchGapMs = handover.kind === 'ahead' ? 0 : launchMs - handover.idleSinceMs;
+    return { ...planned, id, result, launchMs, handover: handover.kind, launchGapMs };
   }
 
   /** Postprocesses a finished step, dispatches detokenization and records its timing. */
@@ -361,8 +370,10 @@ export class Engine implements EngineClient {
       scheduleMs: step.scheduleMs,
       packMs: step.packMs,
       launchGapMs: step.launchGapMs,
-      isPackedAhead: step.isPackedAhead,
+      handover: step.handover,
       executeMs: resolvedMs - step.launchMs,
+      executorIdleMs: result.timings[ResultTiming.executorIdleMs],
+      stepWallMs: result.timings[ResultTiming.totalMs],
       forwardMs: result.timings[ResultTiming.forwardMs],
       sampleMs: result.timings[ResultTiming.sampleMs],
       copyMs: result.timings[ResultTiming.copyMs],

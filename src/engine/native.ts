@@ -70,7 +70,12 @@ export interface NativeExecutorOptions {
 }
 
 export interface NativeExecutor {
-  /** Runs one step off the JS thread; resolves with the packed step result (batch-layout.ts). */
+  /**
+   * Runs one step off the JS thread; resolves with the packed step result (batch-layout.ts).
+   * The batch is copied at the call. Steps run in call order; a second may be handed over
+   * while one runs (it starts when that one ends, its pending tokens filled in), a third is
+   * refused.
+   */
   step(batch: ArrayBuffer): Promise<ArrayBuffer>;
   /** Blocks in the KV cache (as sized on load). */
   readonly numBlocks: number;

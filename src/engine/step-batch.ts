@@ -13,14 +13,13 @@
  *                                    ids get logit -inf, so none of them can be drawn yet
  *
  * A row may end on a pending token (async scheduling: the step in flight samples it, see
- * Sequence.pendingTokenStep). Its inputIds entry, and its last penalty-history entry, are
- * packed as -1 and listed in PackedStep.pendingTokens; fillPendingTokens() writes the real ids
- * from the in-flight step's result before this batch is launched.
+ * Sequence.pendingTokenStep). Its inputIds entry, and its last penalty-history entry, are a
+ * pendingTokenRef to that step's row; the executor fills in the token when that step ends.
  *
  * The buffer is kept and reused while it is big enough (grown with headroom otherwise),
  * so a steady decode loop allocates nothing here.
  */
-import { batchByteLength, createBatch, type BatchShape, type BatchViews, type LogitsMode } from './batch-layout.ts';
+import { BatchHeader, batchByteLength, createBatch, pendingTokenRef, type BatchShape, type BatchViews, type LogitsMode } from './batch-layout.ts';
 import { splitMix64At, type RngStream, type U64 } from './rng.ts';
 import type { ScheduledSeq } from './scheduler.ts';
 import type { Sequence } from './sequence.ts';
@@ -33,34 +32,7 @@ export interface PackedStep {
   shape: BatchShape;
   /** Bytes of the buffer the batch uses (the buffer itself may be longer). */
   byteLength: number;
-  /** Places still holding -1 for a pending token (empty unless async scheduling packed ahead). */
-  pendingTokens: PendingTokenPlaces;
 }
-
-/**
- * Where the tokens of the step in flight go in a batch packed ahead of its result. Each list
- * holds pairs: an index into the column, then the in-flight step's row that samples the token.
- */
-export interface PendingTokenPlaces {
-  inputIds: number[];
-  penaltyTokens: number[];
-}
-
-/** Writes the tokens the in-flight step sampled (its result's sampledTokenIds) into `packed`. */
-export function fillPendingTokens(packed: PackedStep, sampledTokenIds: Int32Array): void {
-  const fill = (column: Int32Array, places: number[]): void => {
-    for (let i = 0; i < places.length; i += 2) {
-      const tokenId = sampledTokenIds[places[i + 1]];
-      if (tokenId < 0) throw new Error(`the step in flight sampled no token for its row ${places[i + 1]}`);
-      column[places[i]] = tokenId;
-    }
-  };
-  fill(packed.views.inputIds, packed.pendingTokens.inputIds);
-  fill(packed.views.penaltyTokens, packed.pendingTokens.penaltyTokens);
-}
-
-/** Marks an entry whose token the step in flight has yet to sample (native validation rejects it). */
-const PENDING_TOKEN = -1;
 
 export class StepBatchPacker {
   private buffer: ArrayBuffer | null = null;
@@ -109,7 +81,7 @@ export class StepBatchPacker {
     let tokenIndex = 0;
     let penaltyIndex = 0;
     let bannedIndex = 0;
-    const pendingTokens: PendingTokenPlaces = { inputIds: [], penaltyTokens: [] };
+    let hasPendingTokens = false;
     v.queryStartLoc[0] = 0;
     v.penaltyOffsets[0] = 0;
     v.bannedOffsets[0] = 0;
@@ -123,8 +95,9 @@ export class StepBatchPacker {
         if (pos < seq.numTokens) {
           v.inputIds[tokenIndex] = seq.tokenIds[pos];
         } else {
-          v.inputIds[tokenIndex] = PENDING_TOKEN;
-          pendingTokens.inputIds.push(tokenIndex, pendingRow);
+          if (pendingRow < 0) throw new Error(`seq ${seq.seqId}: position ${pos} is past its tokens, and none is pending`);
+          v.inputIds[tokenIndex] = pendingTokenRef(pendingRow);
+          hasPendingTokens = true;
         }
         v.positions[tokenIndex] = pos;
         v.slotMapping[tokenIndex] = table[Math.floor(pos / bs)] * bs + (pos % bs);
@@ -156,10 +129,7 @@ export class StepBatchPacker {
         if (seq.hasPenalties) {
           const ids = seq.tokenIds;
           for (let i = 0; i < ids.length; i++) v.penaltyTokens[penaltyIndex++] = ids[i];
-          if (pendingRow >= 0) {
-            pendingTokens.penaltyTokens.push(penaltyIndex, pendingRow);
-            v.penaltyTokens[penaltyIndex++] = PENDING_TOKEN;
-          }
+          if (pendingRow >= 0) v.penaltyTokens[penaltyIndex++] = pendingTokenRef(pendingRow);
           v.penaltyPromptLens[s] = seq.numPromptTokens;
         }
         for (const id of this.bannedTokenIds(seq)) v.bannedTokens[bannedIndex++] = id;
@@ -167,7 +137,8 @@ export class StepBatchPacker {
       v.penaltyOffsets[s + 1] = penaltyIndex;
       v.bannedOffsets[s + 1] = bannedIndex;
     }
-    return { views: v, shape, byteLength, pendingTokens };
+    v.header[BatchHeader.hasPendingTokens] = hasPendingTokens ? 1 : 0;
+    return { views: v, shape, byteLength };
   }
 
   /** The in-flight step's row that samples `seq`'s pending token, or -1 when it has none. */

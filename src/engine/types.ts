@@ -101,20 +101,34 @@ export interface StepTiming {
   scheduleMs: number;
   packMs: number;
   /**
-   * Host time just before this step's launch during which the device ran no step: from the
+   * Host time just before this step's launch during which the executor had no step: from the
    * previous step's result (or, after the loop slept, from this step's schedule) to the launch.
    * In a synchronous loop that is the previous step's postprocessing and detokenization
-   * dispatch plus this step's schedule and pack; packed ahead, only the hand-over.
+   * dispatch plus this step's schedule and pack; 0 for a step handed over ahead.
    */
   launchGapMs: number;
-  /** Scheduled and packed while the previous step ran (async scheduling). */
-  isPackedAhead: boolean;
-  /** From executor.step() call to its Promise resolving. */
+  /**
+   * How the step reached the executor: 'ahead', while the previous step ran (async
+   * scheduling); 'afterStep', after the previous one's result came back; 'afterSleep', when
+   * the loop had no work before it.
+   */
+  handover: 'ahead' | 'afterStep' | 'afterSleep';
+  /**
+   * From executor.step() call to its Promise resolving (for a step handed over ahead, this
+   * includes the wait for the step before it).
+   */
   executeMs: number;
-  /** Native timings reported in the result header. */
+  /**
+   * How long the executor ran no step before this one started (native, ResultTiming): the
+   * device's idle time between steps as the host sees it.
+   */
+  executorIdleMs: number;
+  /** Native timings reported in the result header: device time of each part (wall time on the CPU). */
   forwardMs: number;
   sampleMs: number;
   copyMs: number;
+  /** Host wall time of the native step, from its start to its results being ready. */
+  stepWallMs: number;
   postprocessMs: number;
   detokDispatchMs: number;
   /** How many steps the detokenizer's applied results trail the step loop. */

@@ -198,7 +198,8 @@ describe('floor arithmetic', () => {
 
 function timing(step: number, startMs: number, over: Partial<StepTiming>): StepTiming {
   return {
-    step, startMs, scheduleMs: 0.1, packMs: 0.2, launchGapMs: 0.6, isPackedAhead: false, executeMs: 10, forwardMs: 8, sampleMs: 1, copyMs: 0.5, postprocessMs: 0.3,
+    step, startMs, scheduleMs: 0.1, packMs: 0.2, launchGapMs: 0.6, handover: 'afterStep', executeMs: 10, executorIdleMs: 0.4, stepWallMs: 9.7,
+    forwardMs: 8, sampleMs: 1, copyMs: 0.5, postprocessMs: 0.3,
     detokDispatchMs: 0.1, detokLagSteps: 1, numSeqs: 4, numTokens: 4, numPrefillTokens: 0, numRunning: 4, numWaiting: 0, kvUsage: 0.5, ...over,
   };
 }
@@ -206,13 +207,18 @@ function timing(step: number, startMs: number, over: Partial<StepTiming>): StepT
 describe('step statistics', () => {
   it('busy fraction, host time not hidden and the per-phase totals', () => {
     const steps = Array.from({ length: 10 }, (_, i) => timing(i + 1, 1000 + 11 * i, { numRunning: i, kvUsage: i / 20 }));
-    steps[3] = timing(4, 1033, { executeMs: 9, forwardMs: 9, sampleMs: 0.5, copyMs: 0.5, numRunning: 3, kvUsage: 3 / 20 }); // native > execute: clamped
+    // After a sleep the executor's idle time is the sleep: the launch gap stands in for it.
+    steps[0] = timing(1, 1000, { handover: 'afterSleep', executorIdleMs: 50, numRunning: 0, kvUsage: 0 });
+    steps[3] = timing(4, 1033, { forwardMs: 9, sampleMs: 0.5, copyMs: 0.5, numRunning: 3, kvUsage: 3 / 20 }); // native > step wall: clamped
+    steps[5] = timing(6, 1055, { handover: 'ahead', launchGapMs: 0, numRunning: 5, kvUsage: 5 / 20 });
     const s = summarizeSteps(steps, 110);
     expect(s.nativeMs).toBeCloseTo(9 * 9.5 + 10, 9);
     expect(s.gpuBusyFraction).toBeCloseTo((9 * 9.5 + 10) / 110, 9);
-    expect(s.phases.executeHostMs.totalMs).toBeCloseTo(9 * 0.5, 9);
-    expect(s.hostNotHiddenMs).toBeCloseTo(9 * 0.5 + 10 * 0.6, 9);
-    expect(s.outsideStepsMs).toBeCloseTo(110 - (9 * 10.6 + 9.6), 9);
+    expect(s.phases.stepHostMs.totalMs).toBeCloseTo(9 * 0.2, 9);
+    // Per step: executor idle 0.4 + step host 0.2; the first 0.6 + 0.2; the clamped one 0.4 + 0.
+    expect(s.hostNotHiddenMs).toBeCloseTo(8 * 0.6 + 0.8 + 0.4, 9);
+    expect(s.numHandedOverAhead).toBe(1);
+    expect(s.outsideStepsMs).toBeCloseTo(110 - (6.0 + 9 * 9.5 + 10), 9);
     expect(s.peakNumRunning).toBe(9);
     expect(s.peakKvUsage).toBeCloseTo(0.45, 12);
     const series = timeSeries(steps, 1000, 110, 5);

@@ -6,7 +6,9 @@
  * a different token (or throws), so "same output alone and in a crowd" is a real test of
  * the scheduler + packer, independent of the native code.
  */
-import { BATCH_COLUMNS, BATCH_HEADER_INTS, BatchHeader, readResult, resultByteLength, type BatchShape, type LogitsMode } from '../../src/engine/batch-layout.ts';
+import {
+  BATCH_COLUMNS, BATCH_HEADER_INTS, BatchHeader, pendingTokenRow, readResult, resultByteLength, type BatchShape, type LogitsMode,
+} from '../../src/engine/batch-layout.ts';
 
 type Columns = Record<(typeof BATCH_COLUMNS)[number][0], Int32Array | Uint32Array | Float32Array>;
 
@@ -52,6 +54,9 @@ export class FakeExecutor {
   isClosed = false;
   private readonly slotTokens: Int32Array;
   private readonly slotPositions: Int32Array;
+  private numInFlight = 0;
+  /** The last step's sampled ids (null after a failure), for the next step's pending tokens. */
+  private previousSampled: Int32Array | null = null;
 
   constructor(private readonly options: FakeExecutorOptions) {
     this.numBlocks = options.numBlocks;
@@ -69,17 +74,35 @@ export class FakeExecutor {
 
   step(batch: ArrayBuffer): Promise<ArrayBuffer> {
     // As the native executor: the batch is copied at the call, so the caller may reuse its
-    // buffer at once (async scheduling packs the next step into it while this one runs).
+    // buffer at once (async scheduling packs the next step into it while this one runs); at
+    // most two steps are in flight, and they run in call order (setImmediate keeps it).
+    if (this.numInFlight >= 2) return Promise.reject(new Error('executor.step: two steps are already in flight'));
     const copy = batch.slice(0);
+    this.numInFlight += 1;
     return new Promise((resolve, reject) => {
       setImmediate(() => {
+        this.numInFlight -= 1;
         try {
           resolve(this.runStep(copy));
         } catch (err) {
+          this.previousSampled = null;
           reject(err);
         }
       });
     });
+  }
+
+  /** As StepQueue.FillPendingTokens: references to the previous step's rows get its tokens. */
+  private fillPendingTokens(header: Int32Array, columns: Columns): void {
+    if (header[BatchHeader.hasPendingTokens] !== 1) return;
+    for (const column of [columns.inputIds, columns.penaltyTokens]) {
+      for (let i = 0; i < column.length; i++) {
+        if (column[i] >= 0) continue;
+        const token = this.previousSampled?.[pendingTokenRow(column[i])] ?? -1;
+        if (token < 0) throw new Error(`pending token ${column[i]}: the previous step sampled none there`);
+        column[i] = token;
+      }
+    }
   }
 
   close(): void {
@@ -94,6 +117,7 @@ export class FakeExecutor {
       throw new Error(`fake executor failure at step ${this.numSteps}`);
     }
     const { shape, columns: c } = viewBatch(batch);
+    this.fillPendingTokens(new Int32Array(batch, 0, BATCH_HEADER_INTS), c);
     const bs = this.options.blockSize;
     for (let t = 0; t < shape.numTokens; t++) {
       this.slotTokens[c.slotMapping[t]] = c.inputIds[t];
@@ -133,6 +157,7 @@ export class FakeExecutor {
       }
     }
     r.timings[0] = 0.1;
+    this.previousSampled = Int32Array.from(r.sampledTokenIds);
     return out;
   }
 }

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { BATCH_MAGIC, BatchHeader, batchByteLength } from '../../src/engine/batch-layout.ts';
+import { BATCH_MAGIC, BatchHeader, batchByteLength, pendingTokenRef } from '../../src/engine/batch-layout.ts';
 import { RngStream, splitMix64At, seedToU64, type U64 } from '../../src/engine/rng.ts';
 import type { ScheduledSeq } from '../../src/engine/scheduler.ts';
-import { fillPendingTokens, StepBatchPacker } from '../../src/engine/step-batch.ts';
+import { StepBatchPacker } from '../../src/engine/step-batch.ts';
 import { makeSeq } from './helpers.ts';
 
 describe('StepBatchPacker', () => {
@@ -85,7 +85,7 @@ describe('StepBatchPacker', () => {
 });
 
 describe('StepBatchPacker, packing ahead of a step in flight (async scheduling)', () => {
-  it('leaves -1 where the pending token goes, lists the place, and fillPendingTokens writes it', () => {
+  it('packs a reference to the in-flight step\'s row where the pending token goes, and flags the batch', () => {
     // seq: 3 prompt tokens + 1 output, all computed; step 7 (in flight) samples its 5th token in its row 2.
     const seq = makeSeq(3, { repetitionPenalty: 1.2, seed: 5, minTokens: 3, stopTokenIds: [9] });
     seq.appendToken(40, null);
@@ -96,20 +96,23 @@ describe('StepBatchPacker, packing ahead of a step in flight (async scheduling)'
     const packer = new StepBatchPacker(4, new RngStream(1), [2]);
     const packed = packer.pack([{ seq, numNewTokens: 1, isSampled: true }], 7);
     const v = packed.views;
-    expect(Array.from(v.inputIds)).toEqual([-1]);
+    expect(pendingTokenRef(2)).toBe(-3);
+    expect(Array.from(v.inputIds)).toEqual([-3]);
     expect(Array.from(v.positions)).toEqual([4]);
     expect(Array.from(v.slotMapping)).toEqual([8 * 4]);
-    expect(Array.from(v.penaltyTokens)).toEqual([...seq.tokenIds, -1]);
-    expect(packed.pendingTokens).toEqual({ inputIds: [0, 2], penaltyTokens: [4, 2] });
+    expect(Array.from(v.penaltyTokens)).toEqual([...seq.tokenIds, -3]);
+    expect(v.header[BatchHeader.hasPendingTokens]).toBe(1);
     // The token drawn is output token 3 (index 2): 2 come before it, fewer than min_tokens 3,
     // so the stop id and EOS are still banned; a seeded request's key is that of index 2.
     expect(Array.from(v.bannedTokens)).toEqual([9, 2]);
     const key: U64 = { hi: 0, lo: 0 };
     splitMix64At(seedToU64(5), 2, key);
     expect([v.rngKeyLo[0], v.rngKeyHi[0]]).toEqual([key.lo, key.hi]);
-    fillPendingTokens(packed, Int32Array.from([0, 0, 123]));
-    expect(v.inputIds[0]).toBe(123);
-    expect(v.penaltyTokens[4]).toBe(123);
+    // The next batch packed into the same buffer, with every token known, is not flagged.
+    seq.pendingTokenStep = -1;
+    seq.appendToken(123, null);
+    seq.numComputedTokens = 4;
+    expect(packer.pack([{ seq, numNewTokens: 1, isSampled: true }]).views.header[BatchHeader.hasPendingTokens]).toBe(0);
   });
 
   it('refuses a row that waits on a step other than the one in flight', () => {

@@ -1,13 +1,14 @@
 /**
  * The native Executor's contract with JavaScript: option errors that name the option, rejected
  * Promises (never crashes) for bad batches, recovery after a failed step, a JS thread left free
- * while a step runs, one step at a time, close(), and deterministic dummy weights.
+ * while a step runs, a second step handed over while one runs (async scheduling: it starts
+ * after the first and gets its pending tokens), close(), and deterministic dummy weights.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { readResult, ResultTiming } from '../../src/engine/batch-layout.ts';
+import { BatchHeader, pendingTokenRef, readResult, ResultTiming } from '../../src/engine/batch-layout.ts';
 import type { NativeExecutor, NativeExecutorOptions, NativeModelConfig, NativeTensorSource } from '../../src/engine/native.ts';
 import { buildBatch, dummyOptions, native, tinyModel, type SeqInput } from './helpers.ts';
 
@@ -192,7 +193,7 @@ describe('Executor steps', () => {
     executor.close();
   });
 
-  it('leaves the JS thread free during a long step, one step at a time', async () => {
+  it('leaves the JS thread free during a long step; takes a second step behind it, not a third', async () => {
     const model = tinyModel({ hiddenSize: 256, intermediateSize: 1024, numLayers: 3, numHeads: 8, numKvHeads: 4, headDim: 32, vocabSize: 4096, maxPositionEmbeddings: 1024 });
     const executor = new native.Executor(dummyOptions({ model, numBlocks: 64 }));
     const seqs: SeqInput[] = [{ newTokens: Array.from({ length: 768 }, (_, i) => (i * 31) % model.vocabSize), blockIds: Array.from({ length: 48 }, (_, i) => i) }];
@@ -203,8 +204,11 @@ describe('Executor steps', () => {
       order.push('step');
       return result;
     });
-    await expect(executor.step(views.buffer)).rejects.toThrow(/already running/);
+    const second = executor.step(views.buffer);
+    await expect(executor.step(views.buffer)).rejects.toThrow(/two steps are already in flight/);
     const result = readResult(await step, shape, model.vocabSize);
+    // The same batch again (same slots, same tokens): the same result.
+    expect(readResult(await second, shape, model.vocabSize).sampledTokenIds).toEqual(result.sampledTokenIds);
     clearTimeout(timer);
     // The timer was due 1 ms in; it fires first only if the JS thread was free during the step.
     expect(order).toEqual(['timer', 'step']);
@@ -215,6 +219,52 @@ describe('Executor steps', () => {
     // A step after the refused one runs normally.
     await expect(executor.step(views.buffer)).resolves.toBeInstanceOf(ArrayBuffer);
     executor.close();
+  });
+
+  it('a step handed over while one runs starts after it, with the tokens it sampled filled in', async () => {
+    // Step A: a 6-token prompt (greedy) samples t. Step B, handed over before A ends, decodes
+    // t (a pending-token reference to A's row 0) in the same sequence and in a penalty row.
+    const prompt = [11, 22, 33, 44, 55, 6];
+    const stepA = buildBatch([{ newTokens: prompt, blockIds: [2], sampling: { temperature: 0 } }], BLOCK_SIZE);
+    const stepB = (t: number) => {
+      const penalized = { temperature: 0, repetitionPenalty: 1.5, promptTokens: prompt, outputTokens: [t] };
+      const b = buildBatch([{ newTokens: [t], numCachedTokens: 6, blockIds: [2], sampling: penalized }], BLOCK_SIZE, 0, 1);
+      return b;
+    };
+    const sequential = new native.Executor(dummyOptions());
+    const t = readResult(await sequential.step(stepA.views.buffer), stepA.shape, MODEL.vocabSize).sampledTokenIds[0];
+    const explicit = stepB(t);
+    const want = readResult(await sequential.step(explicit.views.buffer), explicit.shape, MODEL.vocabSize);
+    sequential.close();
+
+    const ahead = new native.Executor(dummyOptions());
+    const pending = stepB(0);
+    pending.views.inputIds[0] = pendingTokenRef(0);
+    pending.views.penaltyTokens[prompt.length] = pendingTokenRef(0);
+    pending.views.header[BatchHeader.hasPendingTokens] = 1;
+    const a = ahead.step(stepA.views.buffer);
+    const b = ahead.step(pending.views.buffer);
+    expect(readResult(await a, stepA.shape, MODEL.vocabSize).sampledTokenIds[0]).toBe(t);
+    const got = readResult(await b, pending.shape, MODEL.vocabSize);
+    expect(got.logits).toEqual(want.logits);
+    expect(got.sampledTokenIds).toEqual(want.sampledTokenIds);
+    expect(got.timings[ResultTiming.executorIdleMs]).toBeGreaterThanOrEqual(0);
+
+    // A reference to a row that sampled nothing, or behind a failed step, rejects; the
+    // executor goes on.
+    const unsampled = buildBatch([{ newTokens: [1, 2], blockIds: [4], isSampled: false }], BLOCK_SIZE);
+    const behindUnsampled = stepB(0);
+    behindUnsampled.views.inputIds[0] = pendingTokenRef(0);
+    behindUnsampled.views.header[BatchHeader.hasPendingTokens] = 1;
+    const u = ahead.step(unsampled.views.buffer);
+    await expect(ahead.step(behindUnsampled.views.buffer)).rejects.toThrow(/refers to row 0 of the previous step, which sampled no token/);
+    await u;
+    const broken = buildBatch([{ newTokens: [1], blockIds: [9999] }], BLOCK_SIZE);
+    const failing = expect(ahead.step(broken.views.buffer)).rejects.toThrow(/slot .* out of range/);
+    await expect(ahead.step(pending.views.buffer)).rejects.toThrow(/previous step failed/);
+    await failing;
+    await expect(ahead.step(explicit.views.buffer)).resolves.toBeInstanceOf(ArrayBuffer);
+    ahead.close();
   });
 
   it('close() during a step lets that step finish', async () => {
