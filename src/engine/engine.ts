@@ -284,6 +284,9 @@ export class Engine implements EngineClient {
         inFlight = await this.runInFlight(inFlight);
         idleSinceMs = this.lastResolvedMs;
       }
+      // Stopped with a step handed over (its requests all aborted): let it end before the
+      // executor is closed.
+      if (inFlight !== null) await inFlight.result;
     } catch (err) {
       // Any error here (executor, bookkeeping) ends the loop, never the process.
       this.die(err instanceof Error ? err : new Error(String(err)));
