@@ -63,7 +63,7 @@ const optionsSchema = z.object({
   /** CUDA: launch every kernel one by one instead of replaying decode steps' CUDA graphs. */
   enforceEager: z.boolean().default(false),
   /**
-   * Schedule and pack step N+1 while step N runs (engine.ts); off: one step at a time, the
+   * Schedule and pack step N+1 while step N runs (step-loop.ts); off: one step at a time, the
    * device idle while the host works between them.
    */
   asyncScheduling: z.boolean().default(true),

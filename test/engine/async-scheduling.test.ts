@@ -1,6 +1,6 @@
 /**
- * Async scheduling (engine.ts): step N+1 is scheduled and packed while step N runs, with
- * N's sampled tokens filled in when N resolves. It must change nothing a request sees: every
+ * Async scheduling (step-loop.ts): step N+1 is scheduled, packed and handed to the executor
+ * while step N runs, N's sampled tokens filled in by the executor when N ends. It must change nothing a request sees: every
  * output, finish and logprob equals the synchronous loop's, across seeded sampling,
  * penalties, min_tokens, EOS, stop ids, stop strings, chunked prefill and preemptions, and
  * every KV block comes back. Runs on the fake executor (whose paged cache checks the packing
