@@ -16,7 +16,51 @@ function contentText(content: ChatMessage['content']): string {
   return content.map((part) => part.text).join('\n');
 }
 
-export function renderChatPrompt(engine: Pick<EngineClient, 'modelName' | 'chatTemplate'>, messages: ChatMessage[], addGenerationPrompt: boolean): string {
+/** A tool as the template receives it (see templateTool in chat-options.ts). */
+export interface TemplateTool {
+  type: 'function';
+  function: { name: string; description: string | null; parameters: Record<string, unknown> | null; [key: string]: unknown };
+  [key: string]: unknown;
+}
+
+/** What chat requests may change in the render besides the messages (all off by default). */
+export interface ChatTemplateOptions {
+  /** Leave the last message open (no end-of-turn after it) for the model to continue it. */
+  continueFinalMessage?: boolean;
+  /** Tool definitions shown to the model; null (as transformers passes None) when none are given. */
+  tools?: TemplateTool[] | null;
+  /** chat_template_kwargs: extra template variables (e.g. Qwen3's enable_thinking). */
+  extraVariables?: Record<string, unknown>;
+}
+
+/**
+ * transformers' continue_final_message: cut the render right after the final message's content,
+ * dropping whatever the template closes a turn with. Templates may trim the content (Llama 3
+ * does), so it is looked for trimmed; its leading spacing is kept when the render kept it.
+ * (JavaScript's trim and Python's strip differ only on exotic whitespace: \uFEFF, \x1c-\x1f.)
+ */
+function cutAfterFinalMessage(rendered: string, finalContent: string): string {
+  const trimmed = finalContent.trim();
+  const at = rendered.lastIndexOf(trimmed);
+  if (at < 0) {
+    throw badRequest(
+      'continue_final_message is set but the final message does not appear in the chat after applying the chat template! ' +
+        'This can happen if the chat template deletes portions of the final message.',
+      'messages',
+      'invalid_value',
+    );
+  }
+  const leftTrimmed = finalContent.trimStart();
+  const keepsSpacing = rendered.slice(at, at + leftTrimmed.length) === finalContent;
+  return rendered.slice(0, at + (keepsSpacing ? leftTrimmed.length : trimmed.length));
+}
+
+export function renderChatPrompt(
+  engine: Pick<EngineClient, 'modelName' | 'chatTemplate'>,
+  messages: ChatMessage[],
+  addGenerationPrompt: boolean,
+  options: ChatTemplateOptions = {},
+): string {
   const chatTemplate = engine.chatTemplate;
   if (chatTemplate === null) {
     throw badRequest(
@@ -33,15 +77,25 @@ export function renderChatPrompt(engine: Pick<EngineClient, 'modelName' | 'chatT
   } catch (err) {
     throw new Error(`the model's chat template does not parse: ${err instanceof Error ? err.message : String(err)}`);
   }
+  const templateMessages = messages.map((message) => ({ ...message, content: contentText(message.content) }));
+  let rendered: string;
   try {
-    return template.render({
-      messages: messages.map((message) => ({ ...message, content: contentText(message.content) })),
-      add_generation_prompt: addGenerationPrompt,
+    rendered = template.render({
+      // As transformers: the special tokens first, so chat_template_kwargs may override them; the
+      // variables taken from request fields last (chat-options.ts refuses kwargs that name them).
       bos_token: chatTemplate.bosToken,
       eos_token: chatTemplate.eosToken,
+      ...options.extraVariables,
+      messages: templateMessages,
+      add_generation_prompt: addGenerationPrompt,
+      // null, not undefined, when none are given, as transformers passes None: in Jinja an
+      // undefined `tools` passes `tools is not none`, and templates would render an empty tool block.
+      tools: options.tools ?? null,
     });
   } catch (err) {
     // Templates raise on conversations they do not accept (e.g. roles that do not alternate).
     throw badRequest(`the chat template rejected the messages: ${err instanceof Error ? err.message : String(err)}`, 'messages', 'invalid_value');
   }
+  const finalMessage = templateMessages.at(-1);
+  return options.continueFinalMessage && finalMessage ? cutAfterFinalMessage(rendered, finalMessage.content) : rendered;
 }

@@ -4,7 +4,7 @@
  * anything is queued or streamed.
  */
 import type { EngineClient } from '../engine/types.ts';
-import { renderChatPrompt } from './chat-template.ts';
+import { type ChatTemplateOptions, renderChatPrompt } from './chat-template.ts';
 import { badRequest } from './errors.ts';
 import { checkTokenIdsInVocab } from './sampling.ts';
 import type { ChatMessage, CompletionRequest } from './schemas.ts';
@@ -25,14 +25,15 @@ async function tokenizeText(engine: EngineClient, text: string, addSpecialTokens
   return { tokenIds, text };
 }
 
-export async function resolveCompletionPrompts(engine: EngineClient, prompt: CompletionRequest['prompt']): Promise<ResolvedPrompt[]> {
+/** addSpecialTokens (vLLM's add_special_tokens, default true) applies to text prompts; token ids are taken as given. */
+export async function resolveCompletionPrompts(engine: EngineClient, prompt: CompletionRequest['prompt'], addSpecialTokens = true): Promise<ResolvedPrompt[]> {
   let prompts: ResolvedPrompt[];
   if (typeof prompt === 'string') {
-    prompts = [await tokenizeText(engine, prompt, true, 'prompt')];
+    prompts = [await tokenizeText(engine, prompt, addSpecialTokens, 'prompt')];
   } else if (isTokenIdList(prompt)) {
     prompts = [{ tokenIds: prompt, text: null }];
   } else if (typeof prompt[0] === 'string') {
-    prompts = await Promise.all((prompt as string[]).map((text) => tokenizeText(engine, text, true, 'prompt')));
+    prompts = await Promise.all((prompt as string[]).map((text) => tokenizeText(engine, text, addSpecialTokens, 'prompt')));
   } else {
     prompts = (prompt as number[][]).map((tokenIds) => ({ tokenIds, text: null }));
   }
@@ -40,8 +41,17 @@ export async function resolveCompletionPrompts(engine: EngineClient, prompt: Com
   return prompts;
 }
 
-/** The chat template already writes BOS where the model wants it, so none is added here. */
-export async function resolveChatPrompt(engine: EngineClient, messages: ChatMessage[], addGenerationPrompt: boolean): Promise<ResolvedPrompt> {
-  const text = renderChatPrompt(engine, messages, addGenerationPrompt);
-  return tokenizeText(engine, text, false, 'messages');
+/**
+ * The chat template already writes BOS where the model wants it, so by default (vLLM's
+ * add_special_tokens: false) the tokenizer adds none on top.
+ */
+export async function resolveChatPrompt(
+  engine: EngineClient,
+  messages: ChatMessage[],
+  addGenerationPrompt: boolean,
+  options: ChatTemplateOptions = {},
+  addSpecialTokens = false,
+): Promise<ResolvedPrompt> {
+  const text = renderChatPrompt(engine, messages, addGenerationPrompt, options);
+  return tokenizeText(engine, text, addSpecialTokens, 'messages');
 }

@@ -2,8 +2,12 @@
  * Request bodies of the OpenAI-compatible endpoints, as zod schemas. Field names and ranges follow
  * vLLM's protocol; unknown fields are stripped (ignored), as OpenAI clients send extras freely.
  * Checks that need more than one field (min_tokens ≤ max_tokens, context length) live in sampling.ts.
+ * Fields that change how chat is rendered are in chat-options.ts; those that would change the
+ * answer and that Spindle cannot honour are refused, not ignored (unsupported-fields.ts).
  */
 import { z } from 'zod';
+import { chatTemplateFields, toolChoiceField } from './chat-options.ts';
+import { refusedCompletionFields, refusedFields } from './unsupported-fields.ts';
 
 /** vLLM caps the alternatives per token at 20, as OpenAI does. */
 export const MAX_TOP_LOGPROBS = 20;
@@ -56,6 +60,10 @@ export const completionRequestSchema = z.object({
   prompt: promptSchema,
   logprobs: z.number().int().min(0, { error: 'logprobs must be in [0, 20]' }).max(MAX_TOP_LOGPROBS, { error: `logprobs must be in [0, ${MAX_TOP_LOGPROBS}]` }).nullish(),
   echo: z.boolean().nullish(),
+  // vLLM's default for completions: the tokenizer adds BOS etc. to a text prompt.
+  add_special_tokens: z.boolean().nullish(),
+  ...refusedFields,
+  ...refusedCompletionFields,
 });
 export type CompletionRequest = z.infer<typeof completionRequestSchema>;
 
@@ -76,6 +84,11 @@ export const chatRequestSchema = z.object({
   logprobs: z.boolean().nullish(),
   top_logprobs: z.number().int().min(0, { error: 'top_logprobs must be in [0, 20]' }).max(MAX_TOP_LOGPROBS, { error: `top_logprobs must be in [0, ${MAX_TOP_LOGPROBS}]` }).nullish(),
   add_generation_prompt: z.boolean().nullish(),
+  // vLLM's chat default is false: the template already writes BOS where the model wants it.
+  add_special_tokens: z.boolean().nullish(),
+  ...chatTemplateFields,
+  ...toolChoiceField,
+  ...refusedFields,
 });
 export type ChatRequest = z.infer<typeof chatRequestSchema>;
 
@@ -86,6 +99,7 @@ export const tokenizeRequestSchema = z.union([
     messages: z.array(messageSchema).min(1, { error: 'messages must not be empty' }),
     add_generation_prompt: z.boolean().nullish(),
     add_special_tokens: z.boolean().nullish(),
+    ...chatTemplateFields,
   }),
 ], { error: 'tokenize takes either prompt (a string) or messages (a list of chat messages)' });
 export type TokenizeRequest = z.infer<typeof tokenizeRequestSchema>;

@@ -23,6 +23,7 @@ interface BadRequestCase {
 const API_KEY = 'k';
 const MAX_MODEL_LEN = 64;
 const msg = [{ role: 'user', content: 'hi' }];
+const tool = { type: 'function', function: { name: 'f', parameters: { type: 'object', properties: {} } } };
 const cmpl = '/v1/completions';
 const chat = '/v1/chat/completions';
 const bad = (name: string, path: string, body: unknown, param: string | null, message: string, extra: Partial<BadRequestCase> = {}): BadRequestCase => ({
@@ -80,6 +81,33 @@ const CASES: BadRequestCase[] = [
   bad('chat over max_model_len', chat, { messages: msg, max_tokens: MAX_MODEL_LEN }, 'max_tokens', 'maximum context length'),
   bad('chat streaming, bad temperature', chat, { messages: msg, temperature: -1, stream: true }, 'temperature', 'non-negative'),
   bad('chat unknown model', chat, { model: 'nope', messages: msg }, 'model', 'does not exist', { status: 404 }),
+  // Fields vLLM honours that Spindle cannot: refused, never ignored (unsupported-fields.ts, chat-options.ts).
+  bad('tools with tool_choice left to its default ("auto")', chat, { messages: msg, tools: [tool] }, 'tool_choice', '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set', { code: 'unsupported' }),
+  bad('tool_choice "auto"', chat, { messages: msg, tools: [tool], tool_choice: 'auto', stream: true }, 'tool_choice', '"auto" tool choice requires'),
+  bad('tool_choice "required"', chat, { messages: msg, tools: [tool], tool_choice: 'required' }, 'tool_choice', 'tool_choice "required" is not supported'),
+  bad('tool_choice naming a function', chat, { messages: msg, tools: [tool], tool_choice: { type: 'function', function: { name: 'f' } } }, 'tool_choice', 'tool_choice naming the function "f" is not supported'),
+  bad('tool_choice naming a function not in tools', chat, { messages: msg, tools: [tool], tool_choice: { type: 'function', function: { name: 'g' } } }, 'tool_choice', 'does not match any of the specified `tools`'),
+  bad('tool_choice without tools', chat, { messages: msg, tool_choice: 'auto' }, 'tool_choice', 'When using `tool_choice`, `tools` must be set.'),
+  bad('tool_choice of an unknown kind', chat, { messages: msg, tools: [tool], tool_choice: 'any' }, 'tool_choice', 'tool_choice must be "none", "auto", "required"'),
+  bad('a tool without a function name', chat, { messages: msg, tools: [{ type: 'function', function: {} }], tool_choice: 'none' }, 'tools.0.function.name', 'a tool needs function.name'),
+  bad('response_format json_object', chat, { messages: msg, response_format: { type: 'json_object' } }, 'response_format', 'response_format {"type":"json_object"} is not supported', { code: 'unsupported' }),
+  bad('response_format json_schema, completions, streaming', cmpl, { prompt: 'a', response_format: { type: 'json_schema', json_schema: { name: 'x' } }, stream: true }, 'response_format', 'structured outputs'),
+  bad('guided_json', cmpl, { prompt: 'a', guided_json: { type: 'object' } }, 'guided_json', 'guided_json is not supported'),
+  bad('guided_regex', chat, { messages: msg, guided_regex: '[a-z]+' }, 'guided_regex', 'guided_regex is not supported'),
+  bad('guided_choice', chat, { messages: msg, guided_choice: ['yes', 'no'] }, 'guided_choice', 'guided_choice is not supported'),
+  bad('guided_grammar', cmpl, { prompt: 'a', guided_grammar: 'root ::= "a"' }, 'guided_grammar', 'guided_grammar is not supported'),
+  bad('structured_outputs', chat, { messages: msg, structured_outputs: { choice: ['yes', 'no'] } }, 'structured_outputs', 'structured_outputs is not supported'),
+  bad('prompt_logprobs, completions', cmpl, { prompt: 'a', prompt_logprobs: 1 }, 'prompt_logprobs', 'prompt logprobs are not computed', { code: 'unsupported' }),
+  bad('prompt_logprobs 0, chat', chat, { messages: msg, prompt_logprobs: 0 }, 'prompt_logprobs', 'prompt_logprobs is not supported'),
+  bad('use_beam_search', cmpl, { prompt: 'a', use_beam_search: true }, 'use_beam_search', 'beam search is not implemented'),
+  bad('best_of greater than n', cmpl, { prompt: 'a', n: 2, best_of: 3 }, 'best_of', 'best_of (3) greater than n (2) is not supported'),
+  bad('best_of 0', chat, { messages: msg, best_of: 0 }, 'best_of', 'at least 1'),
+  bad('suffix', cmpl, { prompt: 'a', suffix: 'z' }, 'suffix', 'suffix is not currently supported', { code: 'unsupported' }),
+  bad('continue_final_message with add_generation_prompt true', chat, { messages: msg, continue_final_message: true, add_generation_prompt: true }, 'continue_final_message', 'Cannot set both `continue_final_message` and `add_generation_prompt` to True.'),
+  bad('continue_final_message with add_generation_prompt left true', chat, { messages: msg, continue_final_message: true }, 'continue_final_message', 'send add_generation_prompt: false'),
+  bad('chat_template_kwargs not an object', chat, { messages: msg, chat_template_kwargs: [1] }, 'chat_template_kwargs', 'must be an object'),
+  bad('chat_template_kwargs setting add_generation_prompt', chat, { messages: msg, chat_template_kwargs: { add_generation_prompt: false } }, 'chat_template_kwargs', 'must not set add_generation_prompt'),
+  bad('tokenize: continue_final_message with add_generation_prompt', '/tokenize', { messages: msg, continue_final_message: true }, 'continue_final_message', 'Cannot set both'),
   bad('tokenize with neither prompt nor messages', '/tokenize', { text: 'a' }, null, 'either prompt'),
   bad('detokenize id out of vocabulary', '/detokenize', { tokens: [1, 99999] }, 'tokens', 'out of vocabulary'),
   bad('detokenize ids not numbers', '/detokenize', { tokens: 'abc' }, 'tokens', 'expected array'),
@@ -156,5 +184,20 @@ describe('bad requests', () => {
   it('ignores unknown fields', async () => {
     const response = await send({ ...CASES[0], body: { prompt: 'ok', max_tokens: 2, best_of_all: true, user: 'u1', logit_bias: {} }, status: 200 });
     expect(response.status).toBe(200);
+  });
+
+  it('accepts the refused fields where they ask for nothing Spindle does not do', async () => {
+    const noOps: [string, Record<string, unknown>][] = [
+      [cmpl, { prompt: 'ok', max_tokens: 2, response_format: { type: 'text' }, use_beam_search: false, best_of: 1, prompt_logprobs: null, suffix: null, guided_json: null }],
+      [cmpl, { prompt: 'ok', max_tokens: 2, n: 2, best_of: 2 }],
+      [chat, { messages: msg, max_tokens: 2, tools: [tool], tool_choice: 'none', response_format: { type: 'text' }, structured_outputs: null }],
+      [chat, { messages: msg, max_tokens: 2, tools: [tool], tool_choice: null }],
+      [chat, { messages: msg, max_tokens: 2, tool_choice: 'none' }],
+      [chat, { messages: msg, max_tokens: 2, continue_final_message: true, add_generation_prompt: false, chat_template_kwargs: {} }],
+    ];
+    for (const [path, body] of noOps) {
+      const response = await send({ ...CASES[0], path, body, status: 200 });
+      expect([body, response.status]).toEqual([body, 200]);
+    }
   });
 });

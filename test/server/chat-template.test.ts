@@ -73,4 +73,26 @@ describe('the chat template of tokenizer_config.json', () => {
     expect(error).toMatchObject({ status: 400, code: 'chat_template_missing' });
     expect((error as ApiError).message).toContain('/v1/completions');
   });
+
+  describe('continue_final_message, as transformers cuts the render', () => {
+    const engineWith = (template: string) => ({ modelName: 'm', chatTemplate: { template, bosToken: '<s>', eosToken: '</s>' } });
+    const conversation = (last: string) => [{ role: 'user' as const, content: 'hi' }, { role: 'assistant' as const, content: last }];
+
+    it('keeps the final message\'s spacing where the template keeps it', () => {
+      const engine = engineWith('{% for m in messages %}<{{ m.role }}>{{ m.content }}</{{ m.role }}>{% endfor %}');
+      expect(renderChatPrompt(engine, conversation('Once upon '), false, { continueFinalMessage: true })).toBe('<user>hi</user><assistant>Once upon ');
+    });
+
+    it('cuts after the trimmed message where the template trims it (Llama 3 does)', () => {
+      const engine = engineWith('{% for m in messages %}<{{ m.role }}>{{ m.content | trim }}<|eot_id|>{% endfor %}');
+      expect(renderChatPrompt(engine, conversation('  Once upon \n'), false, { continueFinalMessage: true })).toBe('<user>hi<|eot_id|><assistant>Once upon');
+    });
+
+    it('refuses (400) a template that drops the final message', () => {
+      const engine = engineWith("{% for m in messages %}{% if m.role == 'user' %}{{ m.content }}{% endif %}{% endfor %}");
+      expect(() => renderChatPrompt(engine, conversation('Once upon'), false, { continueFinalMessage: true })).toThrow(
+        expect.objectContaining({ status: 400, param: 'messages', message: expect.stringContaining('final message does not appear') }),
+      );
+    });
+  });
 });

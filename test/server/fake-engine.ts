@@ -20,6 +20,8 @@ const BYTE_OFFSET = 3;
 /** A prompt containing this id is refused by addRequest (to test EngineInputError → 400). */
 export const FAKE_REFUSED_TOKEN_ID = 259;
 const BLOCK_SIZE = 4;
+const DEFAULT_CHAT_TEMPLATE =
+  "{{ bos_token }}{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}{% if add_generation_prompt %}[assistant] {% endif %}";
 
 interface FakeRequest {
   requestId: string;
@@ -33,17 +35,15 @@ export interface FakeEngineOptions {
   /** Delay between tokens; > 0 keeps streams open long enough to disconnect mid-way. */
   tokenIntervalMs?: number;
   numBlocks?: number;
+  /** A chat template of the test's own (default: one that renders roles, contents and the generation prompt). */
+  chatTemplate?: string;
 }
 
 export class FakeEngine implements EngineClient {
   readonly modelName = 'fake-echo';
   readonly maxModelLen: number;
   readonly vocabSize = 260;
-  readonly chatTemplate = {
-    template: "{{ bos_token }}{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}{% if add_generation_prompt %}[assistant] {% endif %}",
-    bosToken: '<s>',
-    eosToken: '</s>',
-  };
+  readonly chatTemplate: { template: string; bosToken: string; eosToken: string };
   isAlive = true;
   /** Every requestId ever added, and every one aborted (for assertions). */
   readonly addedRequestIds: string[] = [];
@@ -59,6 +59,7 @@ export class FakeEngine implements EngineClient {
     this.maxModelLen = options.maxModelLen ?? 128;
     this.#tokenIntervalMs = options.tokenIntervalMs ?? 0;
     this.#numBlocks = options.numBlocks ?? 100_000;
+    this.chatTemplate = { template: options.chatTemplate ?? DEFAULT_CHAT_TEMPLATE, bosToken: '<s>', eosToken: '</s>' };
   }
 
   get numUsedBlocks(): number {

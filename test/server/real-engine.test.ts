@@ -93,6 +93,17 @@ describe.skipIf(skipReason !== '')('server on the real CPU engine', () => {
     expect(usage?.completion_tokens).toBe(numTokens);
   });
 
+  it('add_special_tokens: the real tokenizer adds BOS to a completion prompt by default, to a chat prompt only when asked', async () => {
+    const complete = (extra: object) =>
+      client.completions.create({ model: 'tiny', prompt: 'Once upon a time', max_tokens: 1, ...extra } as OpenAI.CompletionCreateParamsNonStreaming);
+    const withBos = (await complete({})).usage?.prompt_tokens ?? 0;
+    expect((await complete({ add_special_tokens: false })).usage?.prompt_tokens).toBe(withBos - 1);
+    const chat = (extra: object) =>
+      client.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 1, ...extra } as OpenAI.ChatCompletionCreateParamsNonStreaming);
+    const templated = (await chat({})).usage?.prompt_tokens ?? 0;
+    expect((await chat({ add_special_tokens: true })).usage?.prompt_tokens).toBe(templated + 1);
+  });
+
   it('100 streaming clients hanging up mid-stream leave zero used KV blocks', async () => {
     const framesRead = await Promise.all(
       Array.from({ length: 100 }, (_, i) =>

@@ -1,6 +1,7 @@
 /** POST /v1/chat/completions: chat through the model's template, streamed (SSE) or whole. */
 import { Hono } from 'hono';
 import type { FinishReason } from '../../engine/types.ts';
+import { chatTemplateOptions } from '../chat-options.ts';
 import { type AppContext, resolveModelName } from '../context.ts';
 import { badRequest } from '../errors.ts';
 import type { ChoiceEvent } from '../generation.ts';
@@ -10,6 +11,7 @@ import { resolveChatPrompt } from '../prompt.ts';
 import { parseJsonBody } from '../request-body.ts';
 import { paramsForSample, resolveMaxTokens, toSamplingParams } from '../sampling.ts';
 import { chatRequestSchema } from '../schemas.ts';
+import { refuseUnsupportedFields } from '../unsupported-fields.ts';
 
 /**
  * Per-choice state while a job runs: the finish reasons and (for a whole body only) the
@@ -61,7 +63,9 @@ export function chatRoutes(ctx: AppContext): Hono {
       throw badRequest('top_logprobs requires logprobs to be true', 'top_logprobs', 'invalid_value');
     }
     const numTopLogprobs = body.logprobs ? (body.top_logprobs ?? 0) : null;
-    const prompt = await resolveChatPrompt(ctx.engine, body.messages, body.add_generation_prompt ?? true);
+    refuseUnsupportedFields(body);
+    const { addGenerationPrompt, options } = chatTemplateOptions(body);
+    const prompt = await resolveChatPrompt(ctx.engine, body.messages, addGenerationPrompt, options, body.add_special_tokens ?? false);
     const maxTokens = resolveMaxTokens({
       requestedMaxTokens: body.max_completion_tokens ?? body.max_tokens ?? null,
       // vLLM's chat default: whatever the context has left.

@@ -10,6 +10,7 @@ import { type ResolvedPrompt, resolveCompletionPrompts } from '../prompt.ts';
 import { parseJsonBody } from '../request-body.ts';
 import { paramsForSample, resolveMaxTokens, toSamplingParams } from '../sampling.ts';
 import { type CompletionRequest, completionRequestSchema } from '../schemas.ts';
+import { refuseUnsupportedFields } from '../unsupported-fields.ts';
 
 /** vLLM's default for /v1/completions when max_tokens is not given. */
 const DEFAULT_COMPLETION_MAX_TOKENS = 16;
@@ -92,7 +93,8 @@ export function completionsRoutes(ctx: AppContext): Hono {
     if (body.echo && body.logprobs !== null && body.logprobs !== undefined) {
       throw badRequest('echo together with logprobs is not supported (prompt logprobs are not computed)', 'echo', 'unsupported');
     }
-    const prompts = await resolveCompletionPrompts(ctx.engine, body.prompt);
+    refuseUnsupportedFields(body);
+    const prompts = await resolveCompletionPrompts(ctx.engine, body.prompt, body.add_special_tokens ?? true);
     const specs = buildSpecs(ctx, body, prompts);
     // One echo text per prompt (token-id prompts decoded once), shared by its n choices.
     const promptEchoTexts = await Promise.all(
