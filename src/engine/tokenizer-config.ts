@@ -1,9 +1,12 @@
 /**
- * The chat template and its special tokens, read from a model's tokenizer_config.json. The
- * template is parsed (@huggingface/jinja) as it is read, so one that does not parse fails the
- * engine's start-up; the server renders the parsed template per request.
+ * The chat template and its special tokens, read from a model directory as transformers does:
+ * chat_template.jinja when present (what transformers writes since 4.47), else the
+ * chat_template of tokenizer_config.json (a string, or named templates). The templates are
+ * parsed (@huggingface/jinja) as they are read, so one that does not parse fails the engine's
+ * start-up; the server renders the parsed template per request.
  */
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Template } from '@huggingface/jinja';
 import { z } from 'zod';
@@ -11,6 +14,11 @@ import { readJsonFile } from './json-file.ts';
 
 export interface ChatTemplate {
   template: string;
+  /**
+   * The template named 'tool_use' of a list of named templates, which transformers renders
+   * instead of the default when the request gives tools; absent when there is none.
+   */
+  toolUseTemplate?: string;
   bosToken: string;
   eosToken: string;
 }
@@ -45,22 +53,41 @@ function tokenText(token: z.infer<typeof specialToken>): string {
   return typeof token === 'string' ? token : token.content;
 }
 
+/** Parses `source`, or throws naming `file` and the field with jinja's error. */
+function checkTemplate(source: string, file: string, field: string): void {
+  try {
+    parseChatTemplate(source);
+  } catch (err) {
+    throw new Error(`${file}: ${field} is not a valid Jinja template: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
 /**
- * Reads tokenizerDir/tokenizer_config.json; null when it (or its chat_template) is absent.
- * Throws, naming the file, when the template does not parse.
+ * Reads the chat template of the model in `tokenizerDir` (chat_template.jinja, else
+ * tokenizer_config.json's chat_template) and the special tokens of tokenizer_config.json; null
+ * when there is no template. Throws, naming the file, when a template does not parse.
  */
 export async function readChatTemplate(tokenizerDir: string): Promise<ChatTemplate | null> {
   const file = path.join(tokenizerDir, 'tokenizer_config.json');
-  if (!existsSync(file)) return null;
-  const config = await readJsonFile(file, tokenizerConfigSchema);
-  const raw = config.chat_template;
-  if (raw === undefined || raw === null) return null;
-  const template = typeof raw === 'string' ? raw : (raw.find((t) => t.name === 'default') ?? raw[0])?.template;
-  if (template === undefined) return null;
-  try {
-    parseChatTemplate(template);
-  } catch (err) {
-    throw new Error(`${file}: field 'chat_template' is not a valid Jinja template: ${err instanceof Error ? err.message : String(err)}`);
+  const config = existsSync(file) ? await readJsonFile(file, tokenizerConfigSchema) : null;
+  const tokens = { bosToken: tokenText(config?.bos_token), eosToken: tokenText(config?.eos_token) };
+  const jinjaFile = path.join(tokenizerDir, 'chat_template.jinja');
+  if (existsSync(jinjaFile)) {
+    const template = await readFile(jinjaFile, 'utf8');
+    checkTemplate(template, jinjaFile, 'the template');
+    return { template, ...tokens };
   }
-  return { template, bosToken: tokenText(config.bos_token), eosToken: tokenText(config.eos_token) };
+  const raw = config?.chat_template;
+  if (raw === undefined || raw === null) return null;
+  if (typeof raw === 'string') {
+    checkTemplate(raw, file, "field 'chat_template'");
+    return { template: raw, ...tokens };
+  }
+  const template = (raw.find((t) => t.name === 'default') ?? raw[0])?.template;
+  if (template === undefined) return null;
+  checkTemplate(template, file, "field 'chat_template'");
+  const toolUseTemplate = raw.find((t) => t.name === 'tool_use')?.template;
+  if (toolUseTemplate === undefined) return { template, ...tokens };
+  checkTemplate(toolUseTemplate, file, "field 'chat_template' (tool_use)");
+  return { template, toolUseTemplate, ...tokens };
 }

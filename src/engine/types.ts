@@ -142,6 +142,7 @@ export interface StepTiming {
 }
 
 import type { NativeModelConfig, NativeWeights } from './native.ts';
+import type { ChatTemplate } from './tokenizer-config.ts';
 
 /** A model ready to hand to the executor: from a HF directory (model-loader.ts) or a dummy preset. */
 export interface ModelSource {
@@ -198,7 +199,7 @@ export interface EngineClient {
   tokenize(text: string, addSpecialTokens: boolean): Promise<number[]>;
   detokenize(tokenIds: number[]): Promise<string>;
   /** The chat template from tokenizer_config.json, if any, and its special tokens. */
-  readonly chatTemplate: { template: string; bosToken: string; eosToken: string } | null;
+  readonly chatTemplate: ChatTemplate | null;
   stats(): EngineStats;
   /** Stops accepting requests, lets running ones finish (up to timeoutMs), then frees everything. */
   shutdown(timeoutMs: number): Promise<void>;

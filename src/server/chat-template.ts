@@ -64,7 +64,7 @@ export function renderChatPrompt(
   const chatTemplate = engine.chatTemplate;
   if (chatTemplate === null) {
     throw badRequest(
-      `the model ${engine.modelName} has no chat template (tokenizer_config.json has no chat_template); use /v1/completions`,
+      `the model ${engine.modelName} has no chat template (no chat_template.jinja, and tokenizer_config.json has no chat_template); use /v1/completions`,
       'messages',
       'chat_template_missing',
     );
@@ -73,7 +73,9 @@ export function renderChatPrompt(
   try {
     // The engine's start-up parse is cached: this is a lookup (an EngineClient that did not read
     // tokenizer_config.json, e.g. a test's fake, has its template parsed on first use).
-    template = parseChatTemplate(chatTemplate.template);
+    // As transformers: a model's 'tool_use' template, when it has one, renders requests with tools.
+    const source = options.tools != null && chatTemplate.toolUseTemplate ? chatTemplate.toolUseTemplate : chatTemplate.template;
+    template = parseChatTemplate(source);
   } catch (err) {
     throw new Error(`the model's chat template does not parse: ${err instanceof Error ? err.message : String(err)}`);
   }

@@ -48,6 +48,26 @@ describe('the chat template of tokenizer_config.json', () => {
     await expect(readChatTemplate(dir)).rejects.toThrow(/tokenizer_config\.json.*chat_template/);
   });
 
+  it('renders the tool_use template of named templates when tools are given, the default otherwise', async () => {
+    const toolUse = "{% for t in tools %}[{{ t.function.name }}]{% endfor %}{% for m in messages %}{{ m.content }}{% endfor %}";
+    // (A template text of its own: parses are cached by text, and another test counts them.)
+    const dir = tokenizerDir({ chat_template: [{ name: 'default', template: `${GOOD_TEMPLATE}{# default #}` }, { name: 'tool_use', template: toolUse }], bos_token: '<s>' });
+    const engine = { modelName: 'm', chatTemplate: await readChatTemplate(dir) };
+    const messages = [{ role: 'user' as const, content: 'hi' }];
+    expect(renderChatPrompt(engine, messages, true)).toBe('<s><user>hi<assistant>');
+    const tools = [{ type: 'function' as const, function: { name: 'get_weather', description: null, parameters: null } }];
+    expect(renderChatPrompt(engine, messages, true, { tools })).toBe('[get_weather]hi');
+  });
+
+  it('comes from chat_template.jinja when the model has one (as transformers writes it), with tokenizer_config.json\'s tokens', async () => {
+    const dir = tokenizerDir({ chat_template: '{{ "old" }}', bos_token: '<s>', eos_token: '</s>' });
+    writeFileSync(path.join(dir, 'chat_template.jinja'), `${GOOD_TEMPLATE}{# file #}`);
+    const engine = { modelName: 'm', chatTemplate: await readChatTemplate(dir) };
+    expect(renderChatPrompt(engine, [{ role: 'user', content: 'hi' }], false)).toBe('<s><user>hi');
+    writeFileSync(path.join(dir, 'chat_template.jinja'), '{% if %}');
+    await expect(readChatTemplate(dir)).rejects.toThrow(path.join(dir, 'chat_template.jinja'));
+  });
+
   it('is parsed once, when read: requests only render it', async () => {
     const dir = tokenizerDir({ chat_template: GOOD_TEMPLATE, bos_token: '<s>', eos_token: '</s>' });
     parses.count = 0;
