@@ -21,7 +21,7 @@ inline int32_t PendingTokenRow(int32_t entry) { return -1 - entry; }
 // Read-only views over one packed step batch. Pointers alias the caller's buffer.
 struct StepBatch {
   int32_t num_seqs = 0, num_tokens = 0, max_blocks_per_seq = 0, max_top_logprobs = 0;
-  int32_t logits_mode = 0, num_penalty_tokens = 0, num_banned_tokens = 0;
+  int32_t logits_mode = 0, num_penalty_tokens = 0, num_logit_adjusts = 0;
   bool has_pending_tokens = false;             // header[8]: see PendingTokenRow
   const int32_t* input_ids = nullptr;          // [num_tokens]
   const int32_t* positions = nullptr;          // [num_tokens]
@@ -43,8 +43,9 @@ struct StepBatch {
   const int32_t* penalty_offsets = nullptr;    // [num_seqs + 1]
   const int32_t* penalty_prompt_lens = nullptr;// [num_seqs]
   const int32_t* penalty_tokens = nullptr;     // [num_penalty_tokens]
-  const int32_t* banned_offsets = nullptr;     // [num_seqs + 1]: row s bans banned_tokens[bo[s], bo[s+1])
-  const int32_t* banned_tokens = nullptr;      // [num_banned_tokens]: logits set to -inf before penalties
+  const int32_t* logit_adjust_offsets = nullptr;  // [num_seqs + 1]: row s owns entries [lo[s], lo[s+1])
+  const int32_t* logit_adjust_tokens = nullptr;   // [num_logit_adjusts]: ids, distinct within a row
+  const float* logit_adjust_values = nullptr;     // [num_logit_adjusts]: added before penalties; -inf = ban
   size_t byte_length = 0;                      // whole packed batch, for copying it as one block
 
   int32_t num_logit_rows() const {
@@ -60,10 +61,10 @@ inline StepBatch ParseStepBatch(const void* data, size_t byte_length) {
   if (h[0] != kBatchMagic) throw std::runtime_error("step batch: bad magic");
   StepBatch b;
   b.num_seqs = h[1]; b.num_tokens = h[2]; b.max_blocks_per_seq = h[3];
-  b.max_top_logprobs = h[4]; b.logits_mode = h[5]; b.num_penalty_tokens = h[6]; b.num_banned_tokens = h[7];
+  b.max_top_logprobs = h[4]; b.logits_mode = h[5]; b.num_penalty_tokens = h[6]; b.num_logit_adjusts = h[7];
   b.has_pending_tokens = h[8] != 0;
   if (b.num_seqs < 0 || b.num_tokens < 0 || b.max_blocks_per_seq < 0 || b.num_penalty_tokens < 0 ||
-      b.num_banned_tokens < 0 || h[8] < 0 || h[8] > 1 ||
+      b.num_logit_adjusts < 0 || h[8] < 0 || h[8] > 1 ||
       b.max_top_logprobs < 0 || b.max_top_logprobs > kMaxTopLogprobs || b.logits_mode < 0 || b.logits_mode > 2)
     throw std::runtime_error("step batch: bad header");
   const int32_t n = b.num_seqs, t = b.num_tokens;
@@ -90,8 +91,9 @@ inline StepBatch ParseStepBatch(const void* data, size_t byte_length) {
   b.penalty_offsets = take(n + 1);
   b.penalty_prompt_lens = take(n);
   b.penalty_tokens = take(b.num_penalty_tokens);
-  b.banned_offsets = take(n + 1);
-  b.banned_tokens = take(b.num_banned_tokens);
+  b.logit_adjust_offsets = take(n + 1);
+  b.logit_adjust_tokens = take(b.num_logit_adjusts);
+  b.logit_adjust_values = reinterpret_cast<const float*>(take(b.num_logit_adjusts));
   if (ints * 4 > byte_length) throw std::runtime_error("step batch: buffer shorter than its columns");
   b.byte_length = ints * 4;
   return b;

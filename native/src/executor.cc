@@ -1,5 +1,6 @@
 #include "executor.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <exception>
@@ -227,8 +228,8 @@ void ValidateStepBatch(const StepBatch& b, const ExecutorConfig& c, int32_t num_
     const int32_t po0 = b.penalty_offsets[s], po1 = b.penalty_offsets[s + 1];
     if (po0 < 0 || po1 < po0 || po1 > b.num_penalty_tokens) fail(seq + "penaltyOffsets out of order or past numPenaltyTokens");
     if (b.penalty_prompt_lens[s] < 0 || b.penalty_prompt_lens[s] > po1 - po0) fail(seq + "penaltyPromptLens out of range");
-    const int32_t bo0 = b.banned_offsets[s], bo1 = b.banned_offsets[s + 1];
-    if (bo0 < 0 || bo1 < bo0 || bo1 > b.num_banned_tokens) fail(seq + "bannedOffsets out of order or past numBannedTokens");
+    const int32_t lo0 = b.logit_adjust_offsets[s], lo1 = b.logit_adjust_offsets[s + 1];
+    if (lo0 < 0 || lo1 < lo0 || lo1 > b.num_logit_adjusts) fail(seq + "logitAdjustOffsets out of order or past numLogitAdjusts");
     if (!b.is_sampled[s]) continue;
     const float t = b.temperature[s], p = b.top_p[s], mp = b.min_p[s], rp = b.repetition_penalty[s];
     if (!(t >= 0) || !std::isfinite(t)) fail(seq + "temperature must be finite and >= 0");
@@ -242,11 +243,33 @@ void ValidateStepBatch(const StepBatch& b, const ExecutorConfig& c, int32_t num_
     if (is_pending(b.penalty_tokens[i])) continue;
     if (b.penalty_tokens[i] < 0 || b.penalty_tokens[i] >= m.vocab_size) fail("penaltyTokens[" + std::to_string(i) + "]: " + CountRange("token id", b.penalty_tokens[i], m.vocab_size));
   }
-  if (b.banned_offsets[0] != 0 || b.banned_offsets[b.num_seqs] != b.num_banned_tokens) {
-    fail("bannedOffsets must start at 0 and end at numBannedTokens");
+  if (b.logit_adjust_offsets[0] != 0 || b.logit_adjust_offsets[b.num_seqs] != b.num_logit_adjusts) {
+    fail("logitAdjustOffsets must start at 0 and end at numLogitAdjusts");
   }
-  for (int32_t i = 0; i < b.num_banned_tokens; ++i) {
-    if (b.banned_tokens[i] < 0 || b.banned_tokens[i] >= m.vocab_size) fail("bannedTokens[" + std::to_string(i) + "]: " + CountRange("token id", b.banned_tokens[i], m.vocab_size));
+  if (b.num_logit_adjusts > 0) {
+    // Distinct ids within a row let the CUDA kernel update a row's entries in parallel, never
+    // two threads adding to one logit. seen[id] == stamp: id is already listed in this row. Every
+    // step with adjustments comes here, so the vocabulary-sized array is kept (per thread: two
+    // steps may be checked at once) and each row takes a fresh stamp instead of clearing it.
+    thread_local std::vector<uint32_t> seen;
+    thread_local uint32_t stamp = 0;
+    if (seen.size() < static_cast<size_t>(m.vocab_size)) seen.assign(m.vocab_size, 0);  // stamps stay > 0
+    for (int32_t s = 0; s < b.num_seqs; ++s) {
+      if (++stamp == 0) {  // wrapped: old stamps could match again
+        std::fill(seen.begin(), seen.end(), 0);
+        stamp = 1;
+      }
+      for (int32_t i = b.logit_adjust_offsets[s]; i < b.logit_adjust_offsets[s + 1]; ++i) {
+        const int32_t id = b.logit_adjust_tokens[i];
+        auto where = [&] { return "logitAdjustTokens[" + std::to_string(i) + "]: "; };  // built only to fail
+        if (id < 0 || id >= m.vocab_size) fail(where() + CountRange("token id", id, m.vocab_size));
+        if (seen[id] == stamp) fail(where() + "token id " + std::to_string(id) + " appears twice in seq " + std::to_string(s));
+        seen[id] = stamp;
+        // -inf bans; +inf or NaN would make the row's softmax NaN.
+        const float v = b.logit_adjust_values[i];
+        if (std::isnan(v) || v == INFINITY) fail("logitAdjustValues[" + std::to_string(i) + "] must be finite or -inf");
+      }
+    }
   }
 }
 

@@ -31,7 +31,7 @@ std::vector<int32_t> PackProfileBatch(int num_tokens, int block_size, int vocab_
   p.push_back(0);                                          // num_logprobs
   p.push_back(0); p.push_back(0);                          // penalty_offsets
   p.push_back(0);                                          // penalty_prompt_lens
-  p.push_back(0); p.push_back(0);                          // banned_offsets
+  p.push_back(0); p.push_back(0);                          // logit_adjust_offsets
   return p;
 }
 

@@ -3,10 +3,11 @@
 // header-only, branch-light and usable from CUDA device code (SPINDLE_HD).
 //
 // The order of operations on one sampled row (vLLM semantics):
-//   0. banned ids (the batch's bannedTokens of the row: min_tokens not yet reached bans the
-//      stop ids and EOS ids) get logit -inf; the steps below keep -inf, so a banned id is
-//      never drawn and its logprob is -inf. CPU: cpu/sampler.cc; CUDA: cuda/token_bans.cu,
-//      run on the logits before the sampler.
+//   0. the row's logit adjustments (the batch's logitAdjustTokens/Values, one entry per id):
+//      AdjustLogit below. A logit_bias adds its value; a ban (min_tokens not yet reached bans
+//      the stop ids and EOS ids) sets -inf, which the steps below keep, so a banned id is never
+//      drawn and its logprob is -inf. vLLM v1 applies both before the penalties, as here.
+//      CPU: cpu/sampler.cc; CUDA: cuda/logit_adjust.cu, run on the logits before the sampler.
 //   1. repetition penalty over prompt + output tokens (each distinct token once):
 //        logit > 0 ? logit / r : logit * r
 //   2. presence / frequency penalties over output tokens only:
@@ -64,6 +65,12 @@ SPINDLE_HD inline float GumbelNoise(uint64_t key, uint64_t index) {
   const float v = (static_cast<float>(bits) + 0.5f) * 2.3283064365386963e-10f;  // (0, 1)
   const float e = -log1pf(-v);
   return -logf(e);
+}
+
+// Step 0 for one token: `adjust` is -inf (a ban) or a finite bias. A ban sets -inf rather
+// than adding it, so that no raw logit (not even +inf) can lift a banned id off -inf.
+SPINDLE_HD inline float AdjustLogit(float logit, float adjust) {
+  return adjust == -INFINITY ? -INFINITY : logit + adjust;
 }
 
 // Steps 1 and 2 for one token. `in_history`: the token occurs in prompt or output;

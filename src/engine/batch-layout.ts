@@ -29,10 +29,13 @@
  *   penaltyOffsets    i32 [numSeqs + 1]      row s's history is penaltyTokens[po[s], po[s+1])
  *   penaltyPromptLens i32 [numSeqs]          the first penaltyPromptLens[s] of it are prompt tokens
  *   penaltyTokens     i32 [numPenaltyTokens] prompt + output tokens, only for rows with penalties
- *   bannedOffsets     i32 [numSeqs + 1]      row s's banned ids are bannedTokens[bo[s], bo[s+1])
- *   bannedTokens      i32 [numBannedTokens]  token ids whose logits are set to -inf for row s before
- *                                            penalties and temperature (min_tokens: the stop ids and,
- *                                            unless ignore_eos, the EOS ids, as vLLM)
+ *   logitAdjustOffsets i32 [numSeqs + 1]     row s's adjustments are entries [lo[s], lo[s+1]) of the
+ *                                            two columns below
+ *   logitAdjustTokens  i32 [numLogitAdjusts] token id whose logit entry i adjusts; distinct within a row
+ *   logitAdjustValues  f32 [numLogitAdjusts] added to that raw logit before penalties and temperature
+ *                                            (vLLM's order). -inf bans the id (min_tokens: the stop ids
+ *                                            and, unless ignore_eos, the EOS ids); a finite value is a
+ *                                            logit_bias. Never NaN or +inf
  *
  * PENDING TOKENS (async scheduling): when header[hasPendingTokens] is 1, a negative entry of
  * inputIds or penaltyTokens is pendingTokenRef(r): the token the previous step (the one handed
@@ -63,7 +66,7 @@ export const BatchHeader = {
   maxTopLogprobs: 4,
   logitsMode: 5,
   numPenaltyTokens: 6,
-  numBannedTokens: 7,
+  numLogitAdjusts: 7,
   /** 1 when inputIds/penaltyTokens hold pending-token references (see above). */
   hasPendingTokens: 8,
 } as const;
@@ -108,8 +111,8 @@ export interface BatchShape {
   maxTopLogprobs: number;
   logitsMode: LogitsMode;
   numPenaltyTokens: number;
-  /** Length of bannedTokens; absent = 0 (a batch that bans nothing). */
-  numBannedTokens?: number;
+  /** Length of logitAdjustTokens/Values; absent = 0 (a batch that adjusts no logit). */
+  numLogitAdjusts?: number;
 }
 
 type ColumnKind = 'i32' | 'u32' | 'f32';
@@ -141,8 +144,9 @@ export const BATCH_COLUMNS = [
   ['penaltyOffsets', 'i32', perSeqPlusOne],
   ['penaltyPromptLens', 'i32', perSeq],
   ['penaltyTokens', 'i32', (s: BatchShape) => s.numPenaltyTokens],
-  ['bannedOffsets', 'i32', perSeqPlusOne],
-  ['bannedTokens', 'i32', (s: BatchShape) => s.numBannedTokens ?? 0],
+  ['logitAdjustOffsets', 'i32', perSeqPlusOne],
+  ['logitAdjustTokens', 'i32', (s: BatchShape) => s.numLogitAdjusts ?? 0],
+  ['logitAdjustValues', 'f32', (s: BatchShape) => s.numLogitAdjusts ?? 0],
 ] as const satisfies ReadonlyArray<readonly [string, ColumnKind, Length]>;
 
 type ColumnSpec = (typeof BATCH_COLUMNS)[number];
@@ -180,7 +184,7 @@ export function createBatch(shape: BatchShape, reuse?: ArrayBuffer): BatchViews 
   header[BatchHeader.maxTopLogprobs] = shape.maxTopLogprobs;
   header[BatchHeader.logitsMode] = shape.logitsMode;
   header[BatchHeader.numPenaltyTokens] = shape.numPenaltyTokens;
-  header[BatchHeader.numBannedTokens] = shape.numBannedTokens ?? 0;
+  header[BatchHeader.numLogitAdjusts] = shape.numLogitAdjusts ?? 0;
   const views: Record<string, Int32Array | Uint32Array | Float32Array | ArrayBuffer> = { header, buffer };
   let offset = BATCH_HEADER_INTS * 4;
   for (const [name, kind, length] of BATCH_COLUMNS) {

@@ -114,7 +114,13 @@ export class Engine implements EngineClient {
     }
     this.checkAccepting(requestId);
     checkRequest(promptTokenIds, params, { maxModelLen: this.maxModelLen, vocabSize: this.vocabSize, maxLogprobs: this.config.maxLogprobs });
-    const frozenParams = Object.freeze({ ...params, stop: [...params.stop], stopTokenIds: [...params.stopTokenIds] });
+    const frozenParams = Object.freeze({
+      ...params,
+      stop: [...params.stop],
+      stopTokenIds: [...params.stopTokenIds],
+      // Copied: the packer builds its list from it once (step-batch.ts), so later edits must not reach it.
+      logitBias: params.logitBias && Object.freeze({ ...params.logitBias }),
+    });
     const seq = new Sequence(this.nextSeqId++, requestId, promptTokenIds, frozenParams, arrivalMs);
     const stream = new RequestStream(requestId, () => this.abort(requestId));
     this.live.add(seq, stream);

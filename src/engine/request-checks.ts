@@ -59,4 +59,25 @@ function checkParams(p: SamplingParams, limits: RequestLimits): void {
     if (!Number.isInteger(id) || id < 0 || id >= limits.vocabSize) fail('stop_token_ids', `stop_token_ids contains ${id}, outside the vocabulary.`);
   }
   if (p.seed !== undefined && !Number.isSafeInteger(p.seed)) fail('seed', `seed must be an integer, got ${p.seed}.`);
+  if (p.logitBias !== undefined) checkLogitBias(p.logitBias, limits.vocabSize);
+}
+
+/** vLLM's checks of logit_bias (its engine's _validate_logit_bias), plus the value range OpenAI documents. */
+function checkLogitBias(logitBias: Readonly<Record<number, number>>, vocabSize: number): void {
+  const outside: string[] = [];
+  for (const [key, value] of Object.entries(logitBias)) {
+    const id = Number(key);
+    if (!Number.isInteger(id) || id < 0 || id >= vocabSize) outside.push(key);
+    // vLLM's server clamps to [-100, 100] before this (src/server/sampling.ts does too); a
+    // library caller gets told instead, and NaN or ±Infinity would poison the row's softmax.
+    if (typeof value !== 'number' || !(value >= -100 && value <= 100)) {
+      throw new EngineInputError(`logit_bias values must be numbers in [-100, 100], got ${value} for token id ${key}.`, 'logit_bias');
+    }
+  }
+  if (outside.length > 0) {
+    throw new EngineInputError(
+      `token_id(s) [${outside.join(', ')}] in logit_bias contain out-of-vocab token ids. Vocabulary size: ${vocabSize}`,
+      'logit_bias',
+    );
+  }
 }

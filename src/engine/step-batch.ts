@@ -8,9 +8,10 @@
  *   seqLens, isSampled, sampling and rng columns                           (numSeqs)
  *   blockTables                      numSeqs rows of maxBlocksPerSeq, padded with 0
  *   penalty columns                  token history of sampled rows with non-neutral penalties only
- *   banned columns                   min_tokens (vLLM): while a sampled row has fewer output tokens
- *                                    than minTokens, its stop ids and (unless ignore_eos) the EOS
- *                                    ids get logit -inf, so none of them can be drawn yet
+ *   logit-adjust columns             per sampled row: its logit_bias (added to the logits), and
+ *                                    min_tokens (vLLM): while it has fewer output tokens than
+ *                                    minTokens, its stop ids and (unless ignore_eos) the EOS ids
+ *                                    get -inf, so none of them can be drawn yet
  *
  * A row may end on a pending token (async scheduling: the step in flight samples it, see
  * Sequence.pendingTokenStep). Its inputIds entry, and its last penalty-history entry, are a
@@ -25,7 +26,24 @@ import type { ScheduledSeq } from './scheduler.ts';
 import type { Sequence } from './sequence.ts';
 import type { SamplingParams } from './types.ts';
 
-const NO_BANS: readonly number[] = Object.freeze([]);
+/** One row's logit adjustments (batch-layout.ts): distinct ids and what each adds (-inf: banned). */
+export interface LogitAdjusts {
+  readonly tokenIds: Int32Array;
+  readonly values: Float32Array;
+}
+
+const NO_ADJUSTS: LogitAdjusts = { tokenIds: new Int32Array(0), values: new Float32Array(0) };
+
+/** A request's adjustments while it is short of min_tokens (bans + logit_bias), and after. */
+interface AdjustsOfParams {
+  beforeMinTokens: LogitAdjusts;
+  afterMinTokens: LogitAdjusts;
+}
+
+function toLogitAdjusts(valueOfId: ReadonlyMap<number, number>): LogitAdjusts {
+  if (valueOfId.size === 0) return NO_ADJUSTS;
+  return { tokenIds: Int32Array.from(valueOfId.keys()), values: Float32Array.from(valueOfId.values()) };
+}
 
 export interface PackedStep {
   views: BatchViews;
@@ -37,8 +55,8 @@ export interface PackedStep {
 export class StepBatchPacker {
   private buffer: ArrayBuffer | null = null;
   private readonly key: U64 = { hi: 0, lo: 0 };
-  /** Each request's min_tokens ban list (its params are frozen), built once, not twice a step. */
-  private readonly banListOfParams = new WeakMap<Readonly<SamplingParams>, readonly number[]>();
+  /** Each request's adjustment lists (its params are frozen), built once, not twice a step. */
+  private readonly adjustsOfParams = new WeakMap<Readonly<SamplingParams>, AdjustsOfParams>();
 
   constructor(
     private readonly blockSize: number,
@@ -50,19 +68,32 @@ export class StepBatchPacker {
   ) {}
 
   /**
-   * Token ids `seq` may not draw next: none once it has minTokens output tokens (the token
-   * drawn now is output token numOutputTokens + 1, as vLLM's len(output) < min_tokens test).
+   * The logit adjustments of `seq`'s next draw: its logit_bias, plus -inf for the ids it may not
+   * draw yet: none once it has minTokens output tokens (the token drawn now is output token
+   * numOutputTokens + 1, as vLLM's len(output) < min_tokens test).
    */
-  bannedTokenIds(seq: Sequence): readonly number[] {
+  logitAdjustsOf(seq: Sequence): LogitAdjusts {
     const p = seq.params;
-    if (seq.numOutputTokens + seq.numPendingTokens >= p.minTokens) return NO_BANS;
-    let banned = this.banListOfParams.get(p);
-    if (banned === undefined) {
-      const ids = p.ignoreEos ? p.stopTokenIds : [...p.stopTokenIds, ...this.eosTokenIds];
-      banned = ids.length === 0 ? NO_BANS : [...new Set(ids)];
-      this.banListOfParams.set(p, banned);
+    const isShortOfMinTokens = seq.numOutputTokens + seq.numPendingTokens < p.minTokens;
+    if (!isShortOfMinTokens && p.logitBias === undefined) return NO_ADJUSTS; // most rows: no lookup
+    let lists = this.adjustsOfParams.get(p);
+    if (lists === undefined) {
+      lists = this.buildLogitAdjusts(p);
+      this.adjustsOfParams.set(p, lists);
     }
-    return banned;
+    return isShortOfMinTokens ? lists.beforeMinTokens : lists.afterMinTokens;
+  }
+
+  private buildLogitAdjusts(p: Readonly<SamplingParams>): AdjustsOfParams {
+    const bias = new Map<number, number>();
+    for (const [key, value] of Object.entries(p.logitBias ?? {})) bias.set(Number(key), value);
+    const afterMinTokens = toLogitAdjusts(bias);
+    if (p.minTokens === 0) return { beforeMinTokens: afterMinTokens, afterMinTokens };
+    // A ban replaces the id's bias (one entry per id): a banned id stays at -inf whatever its bias.
+    const withBans = new Map(bias);
+    for (const id of p.stopTokenIds) withBans.set(id, -Infinity);
+    if (!p.ignoreEos) for (const id of this.eosTokenIds) withBans.set(id, -Infinity);
+    return { beforeMinTokens: toLogitAdjusts(withBans), afterMinTokens };
   }
 
   /**
@@ -80,11 +111,11 @@ export class StepBatchPacker {
     const bs = this.blockSize;
     let tokenIndex = 0;
     let penaltyIndex = 0;
-    let bannedIndex = 0;
+    let adjustIndex = 0;
     let hasPendingTokens = false;
     v.queryStartLoc[0] = 0;
     v.penaltyOffsets[0] = 0;
-    v.bannedOffsets[0] = 0;
+    v.logitAdjustOffsets[0] = 0;
     for (let s = 0; s < rows.length; s++) {
       const { seq, numNewTokens, isSampled } = rows[s];
       const start = seq.numComputedTokens;
@@ -132,10 +163,13 @@ export class StepBatchPacker {
           if (pendingRow >= 0) v.penaltyTokens[penaltyIndex++] = pendingTokenRef(pendingRow);
           v.penaltyPromptLens[s] = seq.numPromptTokens;
         }
-        for (const id of this.bannedTokenIds(seq)) v.bannedTokens[bannedIndex++] = id;
+        const adjusts = this.logitAdjustsOf(seq);
+        v.logitAdjustTokens.set(adjusts.tokenIds, adjustIndex);
+        v.logitAdjustValues.set(adjusts.values, adjustIndex);
+        adjustIndex += adjusts.tokenIds.length;
       }
       v.penaltyOffsets[s + 1] = penaltyIndex;
-      v.bannedOffsets[s + 1] = bannedIndex;
+      v.logitAdjustOffsets[s + 1] = adjustIndex;
     }
     v.header[BatchHeader.hasPendingTokens] = hasPendingTokens ? 1 : 0;
     return { views: v, shape, byteLength };
@@ -155,15 +189,15 @@ export class StepBatchPacker {
     let maxBlocksPerSeq = 0;
     let maxTopLogprobs = 0;
     let numPenaltyTokens = 0;
-    let numBannedTokens = 0;
+    let numLogitAdjusts = 0;
     for (const { seq, numNewTokens, isSampled } of rows) {
       numTokens += numNewTokens;
       maxBlocksPerSeq = Math.max(maxBlocksPerSeq, Math.ceil((seq.numComputedTokens + numNewTokens) / this.blockSize));
       if (!isSampled) continue;
       maxTopLogprobs = Math.max(maxTopLogprobs, seq.params.logprobs ?? 0);
       if (seq.hasPenalties) numPenaltyTokens += seq.numTokens + seq.numPendingTokens;
-      numBannedTokens += this.bannedTokenIds(seq).length;
+      numLogitAdjusts += this.logitAdjustsOf(seq).tokenIds.length;
     }
-    return { numSeqs: rows.length, numTokens, maxBlocksPerSeq, maxTopLogprobs, logitsMode: this.logitsMode, numPenaltyTokens, numBannedTokens };
+    return { numSeqs: rows.length, numTokens, maxBlocksPerSeq, maxTopLogprobs, logitsMode: this.logitsMode, numPenaltyTokens, numLogitAdjusts };
   }
 }

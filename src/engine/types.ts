@@ -23,6 +23,11 @@ export interface SamplingParams {
   /** Strings that end the output (matched across token boundaries by the workers). */
   stop: string[];
   stopTokenIds: number[];
+  /**
+   * OpenAI's logit_bias: token id → value in [-100, 100] added to that token's logit before
+   * penalties and temperature (vLLM's order). Absent or empty = none.
+   */
+  logitBias?: Readonly<Record<number, number>>;
   includeStopStrInOutput: boolean;
   ignoreEos: boolean;
   /** Top-N alternatives with logprobs for each generated token (0..20); null = no logprobs. */

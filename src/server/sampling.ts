@@ -14,6 +14,8 @@ export interface SamplingFields {
   min_p?: number | null;
   stop?: string | string[] | null;
   stop_token_ids?: number[] | null;
+  /** Keys are integer strings, values finite (schemas.ts). */
+  logit_bias?: Record<string, number> | null;
   seed?: number | null;
   presence_penalty?: number | null;
   frequency_penalty?: number | null;
@@ -67,6 +69,34 @@ export function checkTokenIdsInVocab(tokenIds: readonly number[], vocabSize: num
   }
 }
 
+/** The largest bias OpenAI documents; vLLM clamps to ±this rather than refusing. */
+const MAX_LOGIT_BIAS = 100;
+
+/**
+ * logit_bias as the engine takes it: ids as numbers, values clamped to [-100, 100] (vLLM's
+ * SamplingParams.from_optional does the same, so a client sending -1000 to ban a token still
+ * works), ids checked against the vocabulary with vLLM's message. Empty = absent.
+ */
+export function toLogitBias(fields: Pick<SamplingFields, 'logit_bias'>, vocabSize: number): Record<number, number> | undefined {
+  const entries = Object.entries(fields.logit_bias ?? {});
+  if (entries.length === 0) return undefined;
+  const logitBias: Record<number, number> = {};
+  const outside: number[] = [];
+  for (const [key, value] of entries) {
+    const id = Number(key); // " 5", "+5" and "05" are 5, as Python's int() reads them
+    if (id < 0 || id >= vocabSize) outside.push(id);
+    logitBias[id] = Math.min(MAX_LOGIT_BIAS, Math.max(-MAX_LOGIT_BIAS, value));
+  }
+  if (outside.length > 0) {
+    throw badRequest(
+      `token_id(s) [${outside.join(', ')}] in logit_bias contain out-of-vocab token ids. Vocabulary size: ${vocabSize}`,
+      'logit_bias',
+      'invalid_value',
+    );
+  }
+  return logitBias;
+}
+
 export function toSamplingParams(
   fields: SamplingFields,
   maxTokens: number,
@@ -95,6 +125,7 @@ export function toSamplingParams(
     seed: fields.seed ?? undefined,
     stop,
     stopTokenIds,
+    logitBias: toLogitBias(fields, vocabSize),
     includeStopStrInOutput: fields.include_stop_str_in_output ?? DEFAULT_SAMPLING_PARAMS.includeStopStrInOutput,
     ignoreEos: fields.ignore_eos ?? DEFAULT_SAMPLING_PARAMS.ignoreEos,
     logprobs,

@@ -16,6 +16,33 @@ export const MAX_N = 128;
 
 const tokenId = z.number().int().min(0, { error: 'token ids must be non-negative integers' });
 
+/** A JSON object key that Python's int() reads (vLLM converts logit_bias keys with it), less its `_` separators. */
+const INTEGER_KEY = /^\s*[+-]?\d+\s*$/;
+
+/**
+ * OpenAI's logit_bias: {"token id": bias}. Keys must be integers and values numbers (every
+ * issue is reported under `logit_bias`, the field the client sent); sampling.ts checks the
+ * ids against the vocabulary and clamps the values to [-100, 100], as vLLM does.
+ */
+const logitBias = z
+  .record(z.string(), z.unknown(), { error: 'logit_bias must be an object mapping token ids to numbers' })
+  .transform((bias, ctx) => {
+    const checked: Record<string, number> = {};
+    for (const [key, value] of Object.entries(bias)) {
+      if (!INTEGER_KEY.test(key)) {
+        ctx.addIssue({ code: 'custom', message: `Found token_id \`${key}\` in logit_bias but token_id must be an integer or string representing an integer` });
+        return z.NEVER;
+      }
+      // JSON has no NaN or Infinity, but 1e999 parses to Infinity.
+      if (typeof value !== 'number' || !Number.isFinite(value)) {
+        ctx.addIssue({ code: 'custom', message: `logit_bias values must be finite numbers, got ${typeof value === 'number' ? value : (JSON.stringify(value) ?? typeof value)} for token_id ${key}` });
+        return z.NEVER;
+      }
+      checked[key] = value;
+    }
+    return checked;
+  });
+
 /** Fields shared by /v1/completions and /v1/chat/completions. */
 const samplingFields = {
   model: z.string().nullish(),
@@ -27,6 +54,7 @@ const samplingFields = {
   n: z.number().int().min(1, { error: 'n must be at least 1' }).max(MAX_N, { error: `n must be at most ${MAX_N}` }).nullish(),
   stop: z.union([z.string(), z.array(z.string())], { error: 'stop must be a string or a list of strings' }).nullish(),
   stop_token_ids: z.array(tokenId).nullish(),
+  logit_bias: logitBias.nullish(),
   // Any integer, as vLLM (int64; negatives wrap as int64 does in src/engine/rng.ts); JSON numbers are exact up to 2^53.
   seed: z.number().int({ error: 'seed must be an integer' }).min(Number.MIN_SAFE_INTEGER).max(Number.MAX_SAFE_INTEGER).nullish(),
   presence_penalty: z.number().min(-2, { error: 'presence_penalty must be in [-2, 2]' }).max(2, { error: 'presence_penalty must be in [-2, 2]' }).nullish(),

@@ -72,7 +72,7 @@ describe.each<ExecutorKind>(['fake', 'native'])('engine stop conditions (%s exec
       expect(out.tokenIds.slice(0, minTokens)).not.toContain(stopToken);
       return;
     }
-    // The fake executor ignores the banned columns: this checks postprocess's backstop.
+    // The fake executor ignores the logit-adjust columns (bans): this checks postprocess's backstop.
     const next = base.tokenIds.findIndex((id, i) => id === stopToken && i >= minTokens - 1);
     if (next < 0) {
       expect(out).toMatchObject({ finishReason: 'length', tokenIds: base.tokenIds });

@@ -22,6 +22,7 @@ export function viewBatch(buffer: ArrayBuffer): { shape: BatchShape; columns: Co
     maxTopLogprobs: header[BatchHeader.maxTopLogprobs],
     logitsMode: header[BatchHeader.logitsMode] as LogitsMode,
     numPenaltyTokens: header[BatchHeader.numPenaltyTokens],
+    numLogitAdjusts: header[BatchHeader.numLogitAdjusts],
   };
   const columns: Partial<Columns> = {};
   let offset = BATCH_HEADER_INTS * 4;

@@ -1,6 +1,7 @@
 /**
  * min_tokens bans the stop ids and (unless ignore_eos) the EOS ids from being sampled while the
- * output is shorter than min_tokens (vLLM semantics): the packer's banned columns, and the
+ * output is shorter than min_tokens (vLLM semantics): -inf entries in the packer's logit-adjust
+ * columns, and the
  * native CPU executor on a tiny random model end to end. The stop id is the token the model
  * greedily emits first at step k of an unconstrained run, so nothing is hard-coded.
  */
@@ -36,17 +37,21 @@ describe('StepBatchPacker: min_tokens bans', () => {
       { seq: plain, numNewTokens: 2, isSampled: true },
     ];
     const { views: v, shape } = new StepBatchPacker(16, new RngStream(1), eos).pack(rows);
-    expect(shape.numBannedTokens).toBe(4);
-    const bansOf = (s: number): number[] => Array.from(v.bannedTokens.subarray(v.bannedOffsets[s], v.bannedOffsets[s + 1])).sort((a, b) => a - b);
+    expect(shape.numLogitAdjusts).toBe(4);
+    const bansOf = (s: number): number[] => {
+      const [begin, end] = [v.logitAdjustOffsets[s], v.logitAdjustOffsets[s + 1]];
+      expect(Array.from(v.logitAdjustValues.subarray(begin, end)).every((x) => x === -Infinity)).toBe(true);
+      return Array.from(v.logitAdjustTokens.subarray(begin, end)).sort((a, b) => a - b);
+    };
     expect(bansOf(0)).toEqual([2, 7, 11]);
     expect(bansOf(1)).toEqual([13]);
     expect(bansOf(2)).toEqual([]);
     expect(bansOf(3)).toEqual([]);
     expect(bansOf(4)).toEqual([]);
-    expect(v.bannedOffsets[0]).toBe(0);
-    expect(v.bannedOffsets[rows.length]).toBe(shape.numBannedTokens);
+    expect(v.logitAdjustOffsets[0]).toBe(0);
+    expect(v.logitAdjustOffsets[rows.length]).toBe(shape.numLogitAdjusts);
     // Without EOS ids given, only the stop ids.
-    expect(new StepBatchPacker(16, new RngStream(1)).pack(rows.slice(0, 1)).views.bannedTokens.length).toBe(2);
+    expect(new StepBatchPacker(16, new RngStream(1)).pack(rows.slice(0, 1)).views.logitAdjustTokens.length).toBe(2);
   });
 });
 

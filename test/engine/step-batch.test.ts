@@ -29,7 +29,7 @@ describe('StepBatchPacker', () => {
     const packer = new StepBatchPacker(blockSize, rng);
     const { views: v, shape, byteLength } = packer.pack(rows);
 
-    expect(shape).toEqual({ numSeqs: 3, numTokens: 9, maxBlocksPerSeq: 2, maxTopLogprobs: 3, logitsMode: 0, numPenaltyTokens: 5, numBannedTokens: 0 });
+    expect(shape).toEqual({ numSeqs: 3, numTokens: 9, maxBlocksPerSeq: 2, maxTopLogprobs: 3, logitsMode: 0, numPenaltyTokens: 5, numLogitAdjusts: 0 });
     expect(byteLength).toBe(batchByteLength(shape));
     expect(v.header[BatchHeader.magic]).toBe(BATCH_MAGIC);
     expect(v.header[BatchHeader.numTokens]).toBe(9);
@@ -104,7 +104,7 @@ describe('StepBatchPacker, packing ahead of a step in flight (async scheduling)'
     expect(v.header[BatchHeader.hasPendingTokens]).toBe(1);
     // The token drawn is output token 3 (index 2): 2 come before it, fewer than min_tokens 3,
     // so the stop id and EOS are still banned; a seeded request's key is that of index 2.
-    expect(Array.from(v.bannedTokens)).toEqual([9, 2]);
+    expect(Array.from(v.logitAdjustTokens)).toEqual([9, 2]);
     const key: U64 = { hi: 0, lo: 0 };
     splitMix64At(seedToU64(5), 2, key);
     expect([v.rngKeyLo[0], v.rngKeyHi[0]]).toEqual([key.lo, key.hi]);

@@ -20,8 +20,8 @@
 
 #include "cuda_check.h"
 #include "kernels.h"
+#include "logit_adjust.h"
 #include "rope_frequencies.h"
-#include "token_bans.h"
 
 using namespace spindle;
 using namespace spindle::cuda;
@@ -379,7 +379,6 @@ void CheckAttention(const PagedCase& c, bool decode, int num_splits, const char*
   Report(label, Name<T>(), e, Bound<T>(1e-4));
 }
 
-// ---- token bans (min_tokens): -inf at each sampled row's banned ids, nothing else touched ----
 // ---- decode graph inputs: columns copied into fixed buffers, padding rows past num_seqs ----
 void CheckPadDecodeGraphInputs() {
   const int ns = 5, padded = 8, in_width = 7, width = 10, bs = 16;
@@ -416,37 +415,54 @@ void CheckPadDecodeGraphInputs() {
   Report("pad_decode_graph_inputs", "int32", e, 0.0, wrong);
 }
 
-void CheckTokenBans() {
+// ---- logit adjustments (logit_bias, min_tokens bans): each sampled row's listed ids get
+// logit + bias, or -inf for a ban; nothing else is touched (other ids, unsampled rows, padding) ----
+void CheckLogitAdjusts() {
   const int ns = 7, vocab = 1000;
   const int64_t stride = vocab + 5;  // rows padded: the kernel must use the stride
   std::vector<float> logits = RandomFloats(size_t(ns) * stride, -8, 8);
-  std::vector<int32_t> sampled = {1, 0, 1, 1, 1, 0, 1}, offsets = {0}, banned;
+  std::vector<int32_t> sampled = {1, 0, 1, 1, 1, 0, 1}, offsets = {0}, tokens;
+  std::vector<float> values;
+  std::vector<int32_t> ids(vocab);
+  for (int i = 0; i < vocab; ++i) ids[i] = i;
   for (int s = 0; s < ns; ++s) {
-    const int n = s == 3 ? 0 : RandomInt(1, 40);  // row 3 bans nothing
-    for (int i = 0; i < n; ++i) banned.push_back(RandomInt(0, vocab - 1));
-    if (n > 0) banned.push_back(banned.back());  // a duplicate id
-    offsets.push_back(int32_t(banned.size()));
+    // Distinct ids within a row (the executor's contract), some shared with other rows.
+    const int n = s == 3 ? 0 : RandomInt(1, 60);  // row 3 adjusts nothing
+    std::shuffle(ids.begin(), ids.end(), rng);
+    for (int i = 0; i < n; ++i) {
+      tokens.push_back(ids[i]);
+      values.push_back(RandomInt(0, 2) == 0 ? -INFINITY : RandomFloats(1, -100, 100)[0]);  // a third are bans
+    }
+    offsets.push_back(int32_t(tokens.size()));
   }
-  Dev<float> d_logits(logits);
-  DevInts d_sampled(sampled), d_offsets(offsets), d_banned(banned);
-  ApplyTokenBans(d_logits.ptr, stride, d_sampled.ptr, d_offsets.ptr, d_banned.ptr, ns, 0);
+  Dev<float> d_logits(logits), d_values(values);
+  DevInts d_sampled(sampled), d_offsets(offsets), d_tokens(tokens);
+  ApplyLogitAdjusts(d_logits.ptr, stride, d_sampled.ptr, d_offsets.ptr, d_tokens.ptr, d_values.ptr, ns, 0);
   std::vector<float> out = d_logits.Download();
-  std::vector<uint8_t> is_banned(logits.size(), 0);
+  // The reference, in float64: +bias on the listed ids, -inf where banned, the rest unchanged.
+  std::vector<double> ref(logits.begin(), logits.end());
+  std::vector<uint8_t> listed(logits.size(), 0);
   for (int s = 0; s < ns; ++s) {
     if (!sampled[s]) continue;
-    for (int i = offsets[s]; i < offsets[s + 1]; ++i) is_banned[size_t(s) * stride + banned[i]] = 1;
-  }
-  Error e;
-  long violations = 0;  // banned and not -inf, or not banned and changed
-  for (size_t i = 0; i < logits.size(); ++i) {
-    if (is_banned[i]) {
-      violations += !(std::isinf(out[i]) && out[i] < 0);
-    } else {
-      violations += out[i] != logits[i];
-      e.Add(out[i], logits[i]);
+    for (int i = offsets[s]; i < offsets[s + 1]; ++i) {
+      const size_t at = size_t(s) * stride + tokens[i];
+      ref[at] = std::isinf(values[i]) ? -INFINITY : double(logits[at]) + double(values[i]);
+      listed[at] = 1;
     }
   }
-  Report("apply_token_bans", "float32", e, 0.0, violations);
+  Error e;
+  long violations = 0;  // banned and not -inf, or not listed and changed
+  for (size_t i = 0; i < logits.size(); ++i) {
+    if (std::isinf(ref[i])) {
+      violations += !(std::isinf(out[i]) && out[i] < 0);
+    } else if (!listed[i]) {
+      violations += out[i] != logits[i];
+    } else {
+      e.Add(out[i], ref[i]);
+    }
+  }
+  // One float32 rounding of each sum: relative error <= 2^-24 per element.
+  Report("apply_logit_adjusts", "float32", e, 1e-6, violations);
 }
 
 // ---- greedy placeholder sampler ----
@@ -553,7 +569,7 @@ int main(int argc, char** argv) {
     CheckAll<float>();
     CheckAll<__nv_bfloat16>();
     CheckGreedyPlaceholder();
-    CheckTokenBans();
+    CheckLogitAdjusts();
     CheckPadDecodeGraphInputs();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "kernel_selftest: %s\n", e.what());

@@ -17,7 +17,7 @@ import { cudaSkipReason } from './cuda-device.ts';
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const KERNEL_SOURCES = [
   'embedding.cu', 'rms_norm.cu', 'qkv_rope_kv_write.cu', 'silu_mul.cu', 'gather_rows.cu', 'paged_decode_attention.cu',
-  'prefill_attention.cu', 'prefill_attention_wmma.cu', 'weight_init.cu', 'greedy_sampler_placeholder.cu', 'rope_frequencies.cc', 'token_bans.cu', 'decode_graph_inputs.cu',
+  'prefill_attention.cu', 'prefill_attention_wmma.cu', 'weight_init.cu', 'greedy_sampler_placeholder.cu', 'rope_frequencies.cc', 'logit_adjust.cu', 'decode_graph_inputs.cu',
 ].map((f) => path.join(repoRoot, 'native/src/cuda', f));
 /** Every kernel family must report for each dtype it runs in. */
 const EXPECTED = [
@@ -27,7 +27,7 @@ const EXPECTED = [
   'paged_decode_attention.gqa8.hd64.split3', 'prefill_attention.gqa4.hd128', 'prefill_attention.gqa4.hd64.long', 'prefill_attention.gqa2.hd8', 'prefill_attention.mha.hd256',
 ];
 /** Kernels with no dtype parameter, reported once. */
-const EXPECTED_ONCE = ['greedy_sample_placeholder', 'apply_token_bans', 'pad_decode_graph_inputs'];
+const EXPECTED_ONCE = ['greedy_sample_placeholder', 'apply_logit_adjusts', 'pad_decode_graph_inputs'];
 
 interface Check {
   kernel: string;

@@ -3,7 +3,7 @@
  * builder over createBatch() that fills positions and slots from each sequence's block table
  * (so every batch it builds passes the executor's validation unless a test breaks it on purpose).
  */
-import { createBatch, type BatchShape, type BatchViews, type LogitsMode } from '../../src/engine/batch-layout.ts';
+import { BATCH_COLUMNS, createBatch, type BatchShape, type BatchViews, type LogitsMode } from '../../src/engine/batch-layout.ts';
 import { loadNative, type NativeBinding, type NativeExecutor, type NativeExecutorOptions, type NativeModelConfig } from '../../src/engine/native.ts';
 import { type RowSamplingFields, writeRowSampling } from './row-sampling.ts';
 
@@ -121,6 +121,28 @@ export function buildBatch(seqs: SeqInput[], blockSize: number, maxTopLogprobs =
   b.queryStartLoc[seqs.length] = token;
   b.penaltyOffsets[seqs.length] = penalty;
   return { views: b, shape };
+}
+
+/** One (token id, adjustment) entry of a row: the adjustment is a bias, or -Infinity to ban the id. */
+export type LogitAdjust = readonly [tokenId: number, value: number];
+
+/** `built` with row s's logit-adjust columns holding adjusts[s], in order (no check: tests break it on purpose). */
+export function withLogitAdjusts(built: BuiltBatch, adjusts: readonly (readonly LogitAdjust[])[]): BuiltBatch {
+  const shape = { ...built.shape, numLogitAdjusts: adjusts.reduce((n, row) => n + row.length, 0) };
+  const views = createBatch(shape);
+  for (const [name] of BATCH_COLUMNS) {
+    if (name !== 'logitAdjustOffsets' && name !== 'logitAdjustTokens' && name !== 'logitAdjustValues') views[name].set(built.views[name]);
+  }
+  let offset = 0;
+  adjusts.forEach((row, s) => {
+    for (const [tokenId, value] of row) {
+      views.logitAdjustTokens[offset] = tokenId;
+      views.logitAdjustValues[offset] = value;
+      offset++;
+    }
+    views.logitAdjustOffsets[s + 1] = offset;
+  });
+  return { views, shape };
 }
 
 /** `count` one-token sequences at position 0, each in its own block: identical logits per row. */

@@ -17,7 +17,7 @@ describe('the CUDA backend profile batch', () => {
       const header = new Int32Array(buffer, 0, BATCH_HEADER_INTS);
       const shape: BatchShape = {
         numSeqs: 1, numTokens, maxBlocksPerSeq: Math.ceil(numTokens / blockSize), maxTopLogprobs: 0, logitsMode: 0,
-        numPenaltyTokens: 0, numBannedTokens: 0,
+        numPenaltyTokens: 0, numLogitAdjusts: 0,
       };
       expect([header[BatchHeader.numSeqs], header[BatchHeader.numTokens], header[BatchHeader.maxBlocksPerSeq]]).toEqual([1, numTokens, shape.maxBlocksPerSeq]);
       expect(buffer.byteLength).toBe(batchByteLength(shape));

@@ -11,7 +11,7 @@ const CHI_SQUARE_Z = 4.265; // one-sided normal quantile of p = 1e-5
 const f32 = Math.fround;
 
 /** Penalized, temperature-scaled logits in float64 (greedy rows: T = 1). */
-export function processedLogits(raw: Float32Array, r: Row): Float64Array {
+export function processedLogits(raw: Float32Array | Float64Array, r: Row): Float64Array {
   const x = Float64Array.from(raw);
   const rp = f32(r.repetitionPenalty);
   for (const id of new Set([...r.promptTokens, ...r.outputTokens])) {

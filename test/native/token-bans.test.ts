@@ -1,14 +1,14 @@
 /**
- * Token bans (the batch's bannedOffsets/bannedTokens columns, used for min_tokens) on the CPU
+ * Token bans (-inf entries of the batch's logit-adjust columns, used for min_tokens) on the CPU
  * executor of a tiny dummy model, with logitsMode 1 so each check sees the raw logits of the
- * row. The float64 reference is sampling-reference.ts with the banned ids' raw logits set to
+ * row. Biases (the finite entries) are checked in logit-bias.test.ts. The float64 reference is sampling-reference.ts with the banned ids' raw logits set to
  * -inf first (sampling_math.h, step 0): banned ids are never drawn, draws follow the
  * renormalized distribution of the rest, logprobs are its log-softmax (banned ids: -inf).
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { BATCH_COLUMNS, createBatch, readResult, type ResultViews } from '../../src/engine/batch-layout.ts';
+import { readResult, type ResultViews } from '../../src/engine/batch-layout.ts';
 import { chiSquare, logSoftmax, processedLogits, rankOrder, samplingDistribution } from './sampling-reference.ts';
-import { buildBatch, DEFAULT_ROW_SAMPLING, makeSamplerTarget, singleTokenRows, type SamplerTarget, type BuiltBatch, type RowSampling, type SeqInput } from './helpers.ts';
+import { buildBatch, DEFAULT_ROW_SAMPLING, makeSamplerTarget, singleTokenRows, withLogitAdjusts, type SamplerTarget, type BuiltBatch, type RowSampling, type SeqInput } from './helpers.ts';
 
 const NUM_ROWS = 500;
 const BLOCK_SIZE = 16;
@@ -23,18 +23,7 @@ afterAll(() => [main, small].forEach((t) => t.executor.close()));
 
 /** The batch of `seqs` (helpers.ts's buildBatch) with row s banning bans[s]. */
 function withBans(built: BuiltBatch, bans: readonly (readonly number[])[]): BuiltBatch {
-  const shape = { ...built.shape, numBannedTokens: bans.reduce((n, b) => n + b.length, 0) };
-  const views = createBatch(shape);
-  for (const [name] of BATCH_COLUMNS) {
-    if (name !== 'bannedOffsets' && name !== 'bannedTokens') views[name].set(built.views[name]);
-  }
-  let offset = 0;
-  bans.forEach((ids, s) => {
-    views.bannedTokens.set(ids, offset);
-    offset += ids.length;
-    views.bannedOffsets[s + 1] = offset;
-  });
-  return { views, shape };
+  return withLogitAdjusts(built, bans.map((ids) => ids.map((id) => [id, -Infinity] as const)));
 }
 
 async function runStep(seqs: SeqInput[], bans: readonly (readonly number[])[], maxTopLogprobs = 0, target: Target = main): Promise<ResultViews> {
@@ -105,12 +94,12 @@ describe('CPU sampler: token bans', () => {
       },
     }));
     const probe = await runStep(seqs, seqs.map(() => []), numTop, small);
-    // Ban the row's two best processed tokens (so greedy rows must move), a history token, and a
-    // duplicate; every fourth row bans nothing.
+    // Ban the row's two best processed tokens (so greedy rows must move) and a history token
+    // (each once: the executor refuses an id twice in a row); every fourth row bans nothing.
     const bans = seqs.map((seq, s) => {
       if (s % 4 === 3) return [];
       const order = rankOrder(processedLogits(rowOf(probe, s, vocab), { ...DEFAULT_ROW_SAMPLING, ...seq.sampling }));
-      return [order[1], order[0], (s * 3) % vocab, order[0]];
+      return [...new Set([order[1], order[0], (s * 3) % vocab])];
     });
     const result = await runStep(seqs, bans, numTop, small);
     seqs.forEach((seq, s) => {
@@ -135,8 +124,7 @@ describe('CPU sampler: token bans', () => {
           expect(Math.abs(lp - logprobs[order[j]])).toBeLessThanOrEqual(LOGPROB_BOUND);
         }
       }
-      const numBanned = new Set(bans[s]).size;
-      expect(Array.from(result.topLogprobs.subarray(s * numTop, (s + 1) * numTop)).filter((v) => v === -Infinity)).toHaveLength(numBanned);
+      expect(Array.from(result.topLogprobs.subarray(s * numTop, (s + 1) * numTop)).filter((v) => v === -Infinity)).toHaveLength(bans[s].length);
     });
   });
 
@@ -154,13 +142,16 @@ describe('CPU sampler: token bans', () => {
     }
   });
 
-  it('the executor rejects banned ids outside the vocabulary and bad bannedOffsets', async () => {
+  it('the executor rejects banned ids outside the vocabulary or twice in a row, and bad logitAdjustOffsets', async () => {
     const seqs = singleTokenRows(2, 4, () => ({}));
-    await expect(runStep(seqs, [[3], [main.vocab]])).rejects.toThrow(/bannedTokens\[1\].*token id 64 out of range/);
-    await expect(runStep(seqs, [[-1], []])).rejects.toThrow(/bannedTokens\[0\]/);
+    await expect(runStep(seqs, [[3], [main.vocab]])).rejects.toThrow(/logitAdjustTokens\[1\].*token id 64 out of range/);
+    await expect(runStep(seqs, [[-1], []])).rejects.toThrow(/logitAdjustTokens\[0\]/);
+    await expect(runStep(seqs, [[5], [6, 7, 6]])).rejects.toThrow(/logitAdjustTokens\[3\]: token id 6 appears twice in seq 1/);
+    // One id in two rows is fine.
+    await expect(runStep(seqs, [[5, 6], [6, 5]])).resolves.toBeDefined();
     const { views } = withBans(buildBatch(seqs, BLOCK_SIZE, 0, 1), [[1], [2]]);
-    views.bannedOffsets[1] = 2; // past row 1's end
-    views.bannedOffsets[2] = 1;
-    await expect(main.executor.step(views.buffer)).rejects.toThrow(/bannedOffsets/);
+    views.logitAdjustOffsets[1] = 2; // past row 1's end
+    views.logitAdjustOffsets[2] = 1;
+    await expect(main.executor.step(views.buffer)).rejects.toThrow(/logitAdjustOffsets/);
   });
 });

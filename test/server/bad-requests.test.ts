@@ -60,6 +60,14 @@ const CASES: BadRequestCase[] = [
   bad('empty stop string', cmpl, { prompt: 'a', stop: [''] }, 'stop', 'must not be empty'),
   bad('negative stop token id', cmpl, { prompt: 'a', stop_token_ids: [-1] }, 'stop_token_ids.0', 'non-negative'),
   bad('stop token id out of vocabulary', cmpl, { prompt: 'a', stop_token_ids: [99999] }, 'stop_token_ids', 'out of vocabulary'),
+  bad('logit_bias id out of vocabulary', cmpl, { prompt: 'a', logit_bias: { '5': 1, '300': 2, '-1': 3 } }, 'logit_bias', 'token_id(s) [300, -1] in logit_bias contain out-of-vocab token ids. Vocabulary size: 260'),
+  bad('chat logit_bias id out of vocabulary', chat, { messages: msg, logit_bias: { '260': -5 }, stream: true }, 'logit_bias', 'out-of-vocab token ids'),
+  bad('logit_bias key not an integer', cmpl, { prompt: 'a', logit_bias: { '1.5': 1 } }, 'logit_bias', 'Found token_id `1.5` in logit_bias but token_id must be an integer'),
+  bad('logit_bias key a word', chat, { messages: msg, logit_bias: { hello: 1 } }, 'logit_bias', 'must be an integer or string representing an integer'),
+  bad('logit_bias value a string', cmpl, { prompt: 'a', logit_bias: { '5': 'high' } }, 'logit_bias', 'logit_bias values must be finite numbers, got "high" for token_id 5'),
+  bad('logit_bias value null', chat, { messages: msg, logit_bias: { '5': null } }, 'logit_bias', 'must be finite numbers, got null'),
+  bad('logit_bias value overflows to Infinity', cmpl, '{"prompt": "a", "logit_bias": {"5": 1e999}}', 'logit_bias', 'must be finite numbers, got Infinity'),
+  bad('logit_bias a list', cmpl, { prompt: 'a', logit_bias: [1, 2] }, 'logit_bias', 'logit_bias must be an object'),
   bad('fractional seed', cmpl, { prompt: 'a', seed: 1.5 }, 'seed', 'integer'),
   bad('stream not a boolean', cmpl, { prompt: 'a', stream: 'yes' }, 'stream', 'expected boolean'),
   bad('prompt id out of vocabulary', cmpl, { prompt: [1, 5000] }, 'prompt', 'out of vocabulary'),
@@ -161,8 +169,13 @@ describe('bad requests', () => {
     expect(engine.stats().numRunning).toBe(0);
   });
 
-  it('accepts what vLLM accepts at the edges: a negative seed, a repetition_penalty above 2', async () => {
-    for (const body of [{ prompt: 'ok', max_tokens: 2, seed: -7 }, { prompt: 'ok', max_tokens: 2, repetition_penalty: 3.5 }]) {
+  it('accepts what vLLM accepts at the edges: a negative seed, a repetition_penalty above 2, logit_bias past ±100 (clamped) or with padded keys', async () => {
+    const bodies = [
+      { prompt: 'ok', max_tokens: 2, seed: -7 },
+      { prompt: 'ok', max_tokens: 2, repetition_penalty: 3.5 },
+      { prompt: 'ok', max_tokens: 2, logit_bias: { '5': 1000, ' +7 ': -1e300, '007': 0 } },
+    ];
+    for (const body of bodies) {
       const response = await send({ ...CASES[0], body, status: 200 });
       expect(response.status).toBe(200);
     }
@@ -182,7 +195,7 @@ describe('bad requests', () => {
   });
 
   it('ignores unknown fields', async () => {
-    const response = await send({ ...CASES[0], body: { prompt: 'ok', max_tokens: 2, best_of_all: true, user: 'u1', logit_bias: {} }, status: 200 });
+    const response = await send({ ...CASES[0], body: { prompt: 'ok', max_tokens: 2, best_of_all: true, user: 'u1', response_format: { type: 'text' } }, status: 200 });
     expect(response.status).toBe(200);
   });
 

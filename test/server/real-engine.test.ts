@@ -147,4 +147,46 @@ describe.skipIf(skipReason !== '')('server on the real CPU engine', () => {
     const detokenized = (await post('/detokenize', { tokens: tokenized.tokens })) as { prompt: string };
     expect(detokenized.prompt).toBe(prompt);
   });
+
+  it('logit_bias +100 (or 1000, clamped to 100 as vLLM) makes greedy output that token, on both endpoints', async () => {
+    const post = (path: string, body: object) =>
+      fetch(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }).then((r) => r.json());
+    // A word's last piece: no leading-space marker, so its text repeats the same in and out of context.
+    const { tokens } = (await post('/tokenize', { prompt: 'Thermodynamics', add_special_tokens: false })) as { tokens: number[] };
+    const target = tokens[tokens.length - 1];
+    const textOf = async (ids: number[]): Promise<string> => ((await post('/detokenize', { tokens: ids })) as { prompt: string }).prompt;
+    const piece = await textOf([target]);
+    expect(piece).toMatch(/^\S+$/);
+    const expected = await textOf(new Array<number>(6).fill(target));
+    expect(expected).toBe(piece.repeat(6));
+
+    const plain = await client.completions.create({ model: 'tiny', prompt: 'Once upon a time', max_tokens: 6, temperature: 0, ignore_eos: true } as OpenAI.CompletionCreateParamsNonStreaming);
+    expect(plain.choices[0].text).not.toBe(expected);
+    const biased = await client.completions.create({
+      model: 'tiny', prompt: 'Once upon a time', max_tokens: 6, temperature: 0, ignore_eos: true, logprobs: 0, logit_bias: { [target]: 100 },
+    } as OpenAI.CompletionCreateParamsNonStreaming);
+    expect(biased.choices[0].text).toBe(expected);
+    expect(biased.choices[0].logprobs?.tokens).toEqual(new Array<string>(6).fill(piece));
+    // The engine refuses values past 100, so 1000 going through shows the server clamped it.
+    const chat = await client.chat.completions.create({
+      model: 'tiny', messages: [{ role: 'user', content: 'Tell me a story' }], max_tokens: 6, temperature: 0, logit_bias: { [target]: 1000 },
+    });
+    expect(chat.choices[0].message.content).toBe(expected);
+
+    // Errors come back through the client as 400s naming logit_bias.
+    const refused = await client.completions
+      .create({ model: 'tiny', prompt: 'Once', max_tokens: 2, logit_bias: { [engine.vocabSize]: 5 } })
+      .then(() => null, (error: unknown) => error);
+    expect(refused).toBeInstanceOf(OpenAI.BadRequestError);
+    if (!(refused instanceof OpenAI.BadRequestError)) return;
+    expect(refused.status).toBe(400);
+    expect(refused.param).toBe('logit_bias');
+    expect(refused.message).toContain(`token_id(s) [${engine.vocabSize}] in logit_bias contain out-of-vocab token ids`);
+    const chatRefused = await client.chat.completions
+      .create({ model: 'tiny', messages: [{ role: 'user', content: 'hi' }], logit_bias: { '5': Number.NaN } })
+      .then(() => null, (error: unknown) => error);
+    // JSON.stringify(NaN) is null: a value that is not a number.
+    expect(chatRefused).toBeInstanceOf(OpenAI.BadRequestError);
+    if (chatRefused instanceof OpenAI.BadRequestError) expect(chatRefused.param).toBe('logit_bias');
+  });
 });

@@ -27,14 +27,18 @@ bool CandidateRanksBefore(const std::pair<float, int32_t>& a, const std::pair<fl
   return RanksBefore(a.first, a.second, b.first, b.second);
 }
 
-// Step 0 of sampling_math.h: the row's banned ids (min_tokens) get logit -inf, which every
-// later step keeps (penalties, temperature and masks leave -inf as it is; its weight is 0).
-void ApplyTokenBans(const StepBatch& b, int32_t s, RowScratch& sc) {
-  for (int32_t i = b.banned_offsets[s]; i < b.banned_offsets[s + 1]; ++i) sc.logits[b.banned_tokens[i]] = -INFINITY;
+// Step 0 of sampling_math.h: the row's logit adjustments, logit_bias values added and
+// min_tokens bans set to -inf, which every later step keeps (penalties, temperature and masks
+// leave -inf as it is; its weight is 0). The executor checked each id occurs once in the row.
+void ApplyLogitAdjusts(const StepBatch& b, int32_t s, RowScratch& sc) {
+  for (int32_t i = b.logit_adjust_offsets[s]; i < b.logit_adjust_offsets[s + 1]; ++i) {
+    float& logit = sc.logits[b.logit_adjust_tokens[i]];
+    logit = AdjustLogit(logit, b.logit_adjust_values[i]);
+  }
 }
 
 // Steps 1-2 of sampling_math.h: penalties from the row's token history, applied to the
-// (already banned) logits in sc.logits.
+// (already adjusted) logits in sc.logits.
 void ApplyPenalties(const StepBatch& b, int32_t s, RowScratch& sc) {
   const float rep = b.repetition_penalty[s], pres = b.presence_penalty[s], freq = b.frequency_penalty[s];
   if (rep == 1.f && pres == 0.f && freq == 0.f) return;
@@ -113,7 +117,7 @@ void ApplyMasks(const StepBatch& b, int32_t s, int32_t vocab, RowScratch& sc) {
 void SampleRow(const StepBatch& b, int32_t s, const float* raw, int32_t vocab, const StepResult& r,
                RowScratch& sc) {
   sc.logits.assign(raw, raw + vocab);
-  ApplyTokenBans(b, s, sc);
+  ApplyLogitAdjusts(b, s, sc);
   ApplyPenalties(b, s, sc);
   const float temperature = b.temperature[s];
   const bool greedy = IsGreedy(temperature);

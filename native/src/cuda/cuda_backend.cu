@@ -15,12 +15,12 @@
 #include "gemm.h"
 #include "gpu_weights.h"
 #include "kernels.h"
+#include "logit_adjust.h"
 #include "phase_timer.h"
 #include "profile_batch.h"
 #include "rope_frequencies.h"
 #include "sample_step.h"
 #include "step_plan.h"
-#include "token_bans.h"
 
 namespace spindle::cuda {
 namespace {
@@ -140,16 +140,16 @@ class CudaBackend final : public Backend {
     }
     CUDA_CHECK(cudaEventRecord(ev_forward_.get(), stream));
 
-    if (batch.num_banned_tokens > 0) {
-      // min_tokens bans: -inf on the sampled rows' logits (row s = sequence s). logitsMode 1
-      // returns the raw logits in the slab, so the bans go on a copy in the scratch rows.
-      float* banned = logits_scratch_.get<float>();  // [max_seqs, vocab]
+    if (batch.num_logit_adjusts > 0) {
+      // logit_bias and min_tokens bans on the sampled rows' logits (row s = sequence s). logitsMode 1
+      // returns the raw logits in the slab, so the adjustments go on a copy in the scratch rows.
+      float* adjusted = logits_scratch_.get<float>();  // [max_seqs, vocab]
       const size_t row_bytes = static_cast<size_t>(m_.vocab_size) * sizeof(float);
-      if (logits != banned) CUDA_CHECK(cudaMemcpyAsync(banned, logits, batch.num_seqs * row_bytes, cudaMemcpyDeviceToDevice, stream));
-      ApplyTokenBans(banned, m_.vocab_size, dev(batch.is_sampled), dev(batch.banned_offsets), dev(batch.banned_tokens),
-                     batch.num_seqs, stream);
-      logits = banned;
-      timer_.Mark("token_bans", stream);
+      if (logits != adjusted) CUDA_CHECK(cudaMemcpyAsync(adjusted, logits, batch.num_seqs * row_bytes, cudaMemcpyDeviceToDevice, stream));
+      ApplyLogitAdjusts(adjusted, m_.vocab_size, dev(batch.is_sampled), dev(batch.logit_adjust_offsets),
+                        dev(batch.logit_adjust_tokens), OnDevice(batch.logit_adjust_values, host_base), batch.num_seqs, stream);
+      logits = adjusted;
+      timer_.Mark("logit_adjust", stream);
     }
     SampleStep(SamplerArgsForBatch(batch, host_base, device_batch_.get(), logits, m_.vocab_size, m_.vocab_size, slab,
                                    sampler_workspace_.get(), sampler_workspace_.bytes()),
@@ -179,8 +179,9 @@ class CudaBackend final : public Backend {
 
  private:
   // The device copy of a batch column: the same offset from the batch's start as on the host.
-  const int32_t* OnDevice(const int32_t* host_column, const char* host_base) const {
-    return reinterpret_cast<const int32_t*>(device_batch_.get<char>() + (reinterpret_cast<const char*>(host_column) - host_base));
+  template <typename Column>
+  const Column* OnDevice(const Column* host_column, const char* host_base) const {
+    return reinterpret_cast<const Column*>(device_batch_.get<char>() + (reinterpret_cast<const char*>(host_column) - host_base));
   }
 
   // The forward pass's view of a validated batch: device columns, and the leading run of
