@@ -1,5 +1,5 @@
 /**
- * Chat messages → prompt text through the model's own Jinja chat template (tokenizer_config.json),
+ * Chat messages → prompt text through the model's own Jinja chat template (tokenizer-config.ts),
  * rendered with @huggingface/jinja as transformers' apply_chat_template would. The template was
  * parsed when the engine read it (a broken one fails start-up): here it is only rendered.
  */
@@ -14,6 +14,30 @@ function contentText(content: ChatMessage['content']): string {
   if (content === undefined || content === null) return '';
   if (typeof content === 'string') return content;
   return content.map((part) => part.text).join('\n');
+}
+
+/**
+ * A message as the template receives it: text content, and past tool calls with their
+ * arguments as objects, not JSON text, as vLLM hands them to templates (which write
+ * `arguments | tojson`); empty arguments become {}.
+ */
+function templateMessage(message: ChatMessage, index: number): Record<string, unknown> {
+  const { tool_calls: toolCalls, ...rest } = message;
+  const out: Record<string, unknown> = { ...rest, content: contentText(message.content) };
+  if (!toolCalls) return out;
+  out.tool_calls = toolCalls.map((call, i) => {
+    const text = call.function.arguments;
+    let args: unknown = {};
+    if (text) {
+      try {
+        args = JSON.parse(text) as unknown;
+      } catch {
+        throw badRequest(`messages[${index}].tool_calls[${i}].function.arguments is not valid JSON`, 'messages', 'invalid_value');
+      }
+    }
+    return { ...call, type: 'function', function: { ...call.function, arguments: args } };
+  });
+  return out;
 }
 
 /** A tool as the template receives it (see templateTool in chat-options.ts). */
@@ -79,7 +103,7 @@ export function renderChatPrompt(
   } catch (err) {
     throw new Error(`the model's chat template does not parse: ${err instanceof Error ? err.message : String(err)}`);
   }
-  const templateMessages = messages.map((message) => ({ ...message, content: contentText(message.content) }));
+  const templateMessages = messages.map(templateMessage);
   let rendered: string;
   try {
     rendered = template.render({
@@ -98,6 +122,6 @@ export function renderChatPrompt(
     // Templates raise on conversations they do not accept (e.g. roles that do not alternate).
     throw badRequest(`the chat template rejected the messages: ${err instanceof Error ? err.message : String(err)}`, 'messages', 'invalid_value');
   }
-  const finalMessage = templateMessages.at(-1);
-  return options.continueFinalMessage && finalMessage ? cutAfterFinalMessage(rendered, finalMessage.content) : rendered;
+  const finalMessage = messages.at(-1);
+  return options.continueFinalMessage && finalMessage ? cutAfterFinalMessage(rendered, contentText(finalMessage.content)) : rendered;
 }

@@ -96,10 +96,20 @@ export const completionRequestSchema = z.object({
 export type CompletionRequest = z.infer<typeof completionRequestSchema>;
 
 const textPartSchema = z.object({ type: z.literal('text'), text: z.string() });
+/** A tool call an assistant message made earlier in the conversation (OpenAI's shape). */
+const toolCallSchema = z.object({
+  id: z.string(),
+  type: z.literal('function', { error: 'a tool call\'s type must be "function"' }).optional(),
+  function: z.object({ name: z.string(), arguments: z.string().nullish() }),
+});
+
 const messageSchema = z.object({
   role: z.enum(['system', 'developer', 'user', 'assistant', 'tool'], { error: 'role must be one of system, developer, user, assistant, tool' }),
   content: z.union([z.string(), z.array(textPartSchema), z.null()], { error: 'content must be a string or a list of text parts' }).optional(),
   name: z.string().optional(),
+  // Replayed tool use (with tool_choice "none" the template still renders past calls and results).
+  tool_calls: z.array(toolCallSchema, { error: 'tool_calls must be a list of {id, type: "function", function: {name, arguments}}' }).nullish(),
+  tool_call_id: z.string().nullish(),
 });
 export type ChatMessage = z.infer<typeof messageSchema>;
 

@@ -68,6 +68,21 @@ describe('the chat template of tokenizer_config.json', () => {
     await expect(readChatTemplate(dir)).rejects.toThrow(path.join(dir, 'chat_template.jinja'));
   });
 
+  it('hands replayed tool calls to the template with their arguments as objects, and tool results with their call id', () => {
+    const template =
+      '{% for m in messages %}{% if m.tool_calls %}{% for c in m.tool_calls %}call {{ c.id }} {{ c.function.name }}{{ c.function.arguments | tojson }} {% endfor %}' +
+      '{% elif m.role == "tool" %}result {{ m.tool_call_id }}: {{ m.content }} {% else %}{{ m.content }} {% endif %}{% endfor %}';
+    const engine = { modelName: 'm', chatTemplate: { template, bosToken: '', eosToken: '' } };
+    const messages = [
+      { role: 'user' as const, content: 'weather?' },
+      { role: 'assistant' as const, content: null, tool_calls: [{ id: 'c1', type: 'function' as const, function: { name: 'get_weather', arguments: '{"city": "Paris"}' } }, { id: 'c2', function: { name: 'now', arguments: '' } }] },
+      { role: 'tool' as const, content: '18C', tool_call_id: 'c1' },
+    ];
+    expect(renderChatPrompt(engine, messages, false)).toBe('weather? call c1 get_weather{"city": "Paris"} call c2 now{} result c1: 18C ');
+    const broken = [{ role: 'assistant' as const, content: null, tool_calls: [{ id: 'c1', function: { name: 'f', arguments: '{not json' } }] }];
+    expect(() => renderChatPrompt(engine, broken, false)).toThrow(/messages\[0\]\.tool_calls\[0\]\.function\.arguments is not valid JSON/);
+  });
+
   it('is parsed once, when read: requests only render it', async () => {
     const dir = tokenizerDir({ chat_template: GOOD_TEMPLATE, bos_token: '<s>', eos_token: '</s>' });
     parses.count = 0;
