@@ -171,6 +171,7 @@ export class Sequence {
       delta.finishReason = this.finishReason ?? 'abort';
       if (this.stopReason !== undefined) delta.stopReason = this.stopReason;
       delta.usage = { promptTokens: this.numPromptTokens, completionTokens: to };
+      delta.timing = { arrivalMs: this.arrivalMs, firstScheduledMs: this.firstScheduledMs, firstTokenMs: this.firstTokenMs, finishedMs: this.finishedMs };
       this.isReported = true;
     }
     return delta;

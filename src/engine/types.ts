@@ -83,8 +83,21 @@ export interface RequestDelta {
   stopReason?: string | number;
   /** Set on the last delta only. */
   usage?: { promptTokens: number; completionTokens: number };
+  /** Set on the last delta only: when the request passed each stage (for metrics). */
+  timing?: RequestTiming;
   /** Set on the first delta only. */
   promptTokenIds?: number[];
+}
+
+/**
+ * A request's passage through the engine, performance.now() stamps in ms: queued at arrival,
+ * first scheduled, first token sampled, finished. null: it never got there (an abort).
+ */
+export interface RequestTiming {
+  arrivalMs: number;
+  firstScheduledMs: number | null;
+  firstTokenMs: number | null;
+  finishedMs: number | null;
 }
 
 /** A whole finished request, as generate() returns it. */

@@ -184,6 +184,14 @@ export class GenerationJob {
       choice.numTokens += numNewTokens;
       this.#metrics.addGenerationTokens(numNewTokens);
     }
-    if (delta.finishReason) this.#metrics.observeFinished((nowMs - this.#arrivalMs) / 1000);
+    if (delta.finishReason) {
+      const request = {
+        finishReason: delta.finishReason,
+        promptTokens: delta.usage?.promptTokens ?? 0,
+        generationTokens: delta.usage?.completionTokens ?? choice.numTokens,
+        timing: delta.timing,
+      };
+      this.#metrics.observeFinished(request, (nowMs - this.#arrivalMs) / 1000);
+    }
   }
 }

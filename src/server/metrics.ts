@@ -4,10 +4,30 @@
  * at scrape time; latencies are observed by the server as deltas reach it.
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { EngineClient } from '../engine/types.ts';
+import type { EngineClient, FinishReason, RequestTiming } from '../engine/types.ts';
 
 const LATENCY_BUCKETS_S = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80];
 const TOKEN_LATENCY_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 2.5];
+
+/** 1, 2, 5, 10, 20, 50... up to `max` (vLLM's build_1_2_5_buckets), for token counts. */
+function oneTwoFiveBuckets(max: number): number[] {
+  const buckets: number[] = [];
+  for (let power = 1; ; power *= 10) {
+    for (const m of [1, 2, 5]) {
+      if (m * power > max) return buckets;
+      buckets.push(m * power);
+    }
+  }
+}
+
+/** The last delta's facts about a finished request (engine.ts: RequestDelta). */
+export interface FinishedRequest {
+  finishReason: FinishReason;
+  promptTokens: number;
+  generationTokens: number;
+  /** Engine stamps; absent from engines that keep none (tests' fakes). */
+  timing?: RequestTiming;
+}
 
 export class ServerMetrics {
   readonly registry = new Registry();
@@ -17,6 +37,13 @@ export class ServerMetrics {
   readonly #e2eRequestLatency: Histogram<'model_name'>;
   readonly #promptTokens: Counter<'model_name'>;
   readonly #generationTokens: Counter<'model_name'>;
+  readonly #requestSuccess: Counter<'model_name' | 'finished_reason'>;
+  readonly #requestPromptTokens: Histogram<'model_name'>;
+  readonly #requestGenerationTokens: Histogram<'model_name'>;
+  readonly #queueTime: Histogram<'model_name'>;
+  readonly #prefillTime: Histogram<'model_name'>;
+  readonly #decodeTime: Histogram<'model_name'>;
+  readonly #inferenceTime: Histogram<'model_name'>;
 
   constructor(engine: EngineClient, modelName: string) {
     this.#labels = { model_name: modelName };
@@ -73,6 +100,21 @@ export class ServerMetrics {
     });
     this.#promptTokens = new Counter({ name: 'vllm:prompt_tokens_total', help: 'Prompt tokens processed.', labelNames, registers });
     this.#generationTokens = new Counter({ name: 'vllm:generation_tokens_total', help: 'Tokens generated.', labelNames, registers });
+    // Per finished request, as vLLM's dashboards read them.
+    this.#requestSuccess = new Counter({
+      name: 'vllm:request_success_total',
+      help: 'Finished requests, by finish reason (stop, length, abort).',
+      labelNames: ['model_name', 'finished_reason'], registers,
+    });
+    const tokenBuckets = oneTwoFiveBuckets(engine.maxModelLen);
+    const tokenHistogram = (name: string, help: string): Histogram<'model_name'> => new Histogram({ name, help, labelNames, registers, buckets: tokenBuckets });
+    this.#requestPromptTokens = tokenHistogram('vllm:request_prompt_tokens', 'Prompt tokens of each finished request.');
+    this.#requestGenerationTokens = tokenHistogram('vllm:request_generation_tokens', 'Generated tokens of each finished request.');
+    const phaseHistogram = (name: string, help: string): Histogram<'model_name'> => new Histogram({ name, help, labelNames, registers, buckets: LATENCY_BUCKETS_S });
+    this.#queueTime = phaseHistogram('vllm:request_queue_time_seconds', 'Time a request waited before it was first scheduled, seconds.');
+    this.#prefillTime = phaseHistogram('vllm:request_prefill_time_seconds', 'Time from first scheduled to first token, seconds.');
+    this.#decodeTime = phaseHistogram('vllm:request_decode_time_seconds', 'Time from first token to finish, seconds.');
+    this.#inferenceTime = phaseHistogram('vllm:request_inference_time_seconds', 'Time from first scheduled to finish, seconds.');
   }
 
   observeFirstToken(sinceArrivalS: number): void {
@@ -85,8 +127,20 @@ export class ServerMetrics {
     for (let i = 0; i < numTokens; i++) this.#interTokenLatency.observe(this.#labels, perTokenS);
   }
 
-  observeFinished(sinceArrivalS: number): void {
+  /** A request finished (its last delta reached the server `sinceArrivalS` after it arrived). */
+  observeFinished(request: FinishedRequest, sinceArrivalS: number): void {
     this.#e2eRequestLatency.observe(this.#labels, sinceArrivalS);
+    this.#requestSuccess.inc({ ...this.#labels, finished_reason: request.finishReason });
+    this.#requestPromptTokens.observe(this.#labels, request.promptTokens);
+    this.#requestGenerationTokens.observe(this.#labels, request.generationTokens);
+    const t = request.timing;
+    if (!t) return;
+    const seconds = (fromMs: number, toMs: number): number => Math.max(0, toMs - fromMs) / 1000;
+    if (t.firstScheduledMs !== null) this.#queueTime.observe(this.#labels, seconds(t.arrivalMs, t.firstScheduledMs));
+    // As vLLM: the phases of a request that got there (an abort before its first token has none).
+    if (t.firstScheduledMs !== null && t.firstTokenMs !== null) this.#prefillTime.observe(this.#labels, seconds(t.firstScheduledMs, t.firstTokenMs));
+    if (t.firstTokenMs !== null && t.finishedMs !== null) this.#decodeTime.observe(this.#labels, seconds(t.firstTokenMs, t.finishedMs));
+    if (t.firstScheduledMs !== null && t.finishedMs !== null) this.#inferenceTime.observe(this.#labels, seconds(t.firstScheduledMs, t.finishedMs));
   }
 
   /** Counted as tokens reach the server, so requests a client abandons still count theirs. */

@@ -6,6 +6,7 @@ import { collectOutput } from '../../src/engine/request-stream.ts';
 import { DEFAULT_SAMPLING_PARAMS, type SamplingParams } from '../../src/engine/types.ts';
 import { ServerMetrics } from '../../src/server/metrics.ts';
 import { makeEngine, makePrompts, type TestEngine } from '../engine/engine-harness.ts';
+import { startLiveServer } from './live-server.ts';
 
 const params = (over: Partial<SamplingParams> = {}): SamplingParams => ({ ...DEFAULT_SAMPLING_PARAMS, temperature: 0, ignoreEos: true, maxTokens: 4, ...over });
 
@@ -55,5 +56,38 @@ describe('engine counters in /metrics', () => {
     expect(stats).toMatchObject({ prefixCacheQueries: 0, prefixCacheHits: 0 });
     expect(await sample(metrics, 'vllm:num_preemptions_total')).toBe(stats.numPreemptions);
     expect(await sample(metrics, 'vllm:prefix_cache_queries_total')).toBe(0);
+  });
+});
+
+describe('per-request metrics in /metrics (the real engine behind the server)', () => {
+  it('count finished requests by reason, their token counts, and the time of each stage', async () => {
+    const t = await makeEngine('fake', { maxModelLen: 256 });
+    const server = await startLiveServer({ engine: t.engine });
+    try {
+      const post = (body: object) =>
+        fetch(`${server.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      const prompts = makePrompts(3, 5, 12, 3);
+      for (const prompt of prompts) expect((await post({ prompt, max_tokens: 4, temperature: 0, ignore_eos: true })).status).toBe(200);
+      const text = await (await fetch(`${server.url}/metrics`)).text();
+      const value = (line: string): number | undefined => {
+        const found = text.split('\n').find((l) => l.startsWith(line));
+        return found === undefined ? undefined : Number(found.slice(found.lastIndexOf(' ') + 1));
+      };
+      expect(value('vllm:request_success_total{model_name="fake-llama2",finished_reason="length"}')).toBe(3);
+      expect(value('vllm:request_prompt_tokens_count')).toBe(3);
+      expect(value('vllm:request_prompt_tokens_sum')).toBe(prompts.reduce((n, p) => n + p.length, 0));
+      expect(value('vllm:request_generation_tokens_sum')).toBe(12);
+      // Buckets 1, 2, 5, 10, 20, 50, 100, 200 (1-2-5 up to max_model_len 256): a 4-token output is in "5".
+      expect(value('vllm:request_generation_tokens_bucket{le="2"')).toBe(0);
+      expect(value('vllm:request_generation_tokens_bucket{le="5"')).toBe(3);
+      for (const stage of ['queue', 'prefill', 'decode', 'inference']) expect(value(`vllm:request_${stage}_time_seconds_count`), stage).toBe(3);
+      // Inference is prefill + decode; none can exceed the end-to-end latency.
+      const sum = (name: string): number => value(`vllm:request_${name}_sum`) ?? Number.NaN;
+      expect(sum('inference_time_seconds')).toBeCloseTo(sum('prefill_time_seconds') + sum('decode_time_seconds'), 6);
+      expect(sum('inference_time_seconds') + sum('queue_time_seconds')).toBeLessThanOrEqual(value('vllm:e2e_request_latency_seconds_sum') ?? 0);
+    } finally {
+      await server.close();
+      await t.engine.shutdown(1000);
+    }
   });
 });
