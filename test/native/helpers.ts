@@ -159,3 +159,26 @@ export interface SamplerTarget {
 export function makeSamplerTarget(vocab: number, numBlocks: number, numThreads: number): SamplerTarget {
   return { executor: new native.Executor(dummyOptions({ model: tinyModel({ vocabSize: vocab }), numBlocks, numThreads })), vocab };
 }
+
+/**
+ * `count` two-token rows of every sampling mix the sampler tests cover: greedy and three
+ * temperatures, repetition/presence/frequency penalties over a history of prompt and output
+ * ids, and every id ranked in the top-N; row i's draw is keyed (rngKeyLo + i, rngKeyHi).
+ */
+export function mixedSamplingRows(count: number, vocab: number, rngKeyLo: number, rngKeyHi: number): SeqInput[] {
+  return Array.from({ length: count }, (_, i) => ({
+    newTokens: [i % vocab, (i * 5 + 3) % vocab],
+    blockIds: [i],
+    sampling: {
+      temperature: [0, 0.7, 1, 1.6][i % 4],
+      repetitionPenalty: i % 2 === 0 ? 1.4 : 1,
+      presencePenalty: i % 3 === 0 ? 0.5 : 0,
+      frequencyPenalty: i % 5 === 0 ? 0.3 : 0,
+      promptTokens: [i % vocab, (i * 5 + 3) % vocab],
+      outputTokens: [(i * 3) % vocab, (i * 7 + 1) % vocab],
+      numLogprobs: vocab,
+      rngKeyLo: rngKeyLo + i,
+      rngKeyHi,
+    },
+  }));
+}

@@ -8,7 +8,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { readResult, type ResultViews } from '../../src/engine/batch-layout.ts';
 import { logSoftmax, processedLogits, rankOrder } from './sampling-reference.ts';
-import { buildBatch, DEFAULT_ROW_SAMPLING, makeSamplerTarget, singleTokenRows, withLogitAdjusts, type LogitAdjust, type RowSampling, type SamplerTarget, type SeqInput } from './helpers.ts';
+import { buildBatch, DEFAULT_ROW_SAMPLING, makeSamplerTarget, mixedSamplingRows, singleTokenRows, withLogitAdjusts, type LogitAdjust, type RowSampling, type SamplerTarget, type SeqInput } from './helpers.ts';
 
 const BLOCK_SIZE = 16;
 const LOGPROB_BOUND = 1e-5;
@@ -36,23 +36,9 @@ describe('CPU sampler: logit biases', () => {
   it('logprobs and top-N of every id are the float64 log-softmax of raw + bias, penalties and temperature after it', async () => {
     const vocab = small.vocab;
     const numTop = vocab;
-    const seqs: SeqInput[] = Array.from({ length: 40 }, (_, i) => ({
-      newTokens: [i % vocab, (i * 5 + 3) % vocab],
-      blockIds: [i],
-      sampling: {
-        temperature: [0, 0.7, 1, 1.6][i % 4],
-        repetitionPenalty: i % 2 === 0 ? 1.4 : 1,
-        presencePenalty: i % 3 === 0 ? 0.5 : 0,
-        frequencyPenalty: i % 5 === 0 ? 0.3 : 0,
-        // History tokens are biased too: the repetition penalty divides a positive logit and
-        // multiplies a negative one, so biasing before or after it gives different logits.
-        promptTokens: [i % vocab, (i * 5 + 3) % vocab],
-        outputTokens: [(i * 3) % vocab, (i * 7 + 1) % vocab],
-        numLogprobs: numTop,
-        rngKeyLo: 2000 + i,
-        rngKeyHi: 9,
-      },
-    }));
+    // History ids are in the adjusted set too: the repetition penalty divides a positive logit and
+    // multiplies a negative one, so biasing before or after it gives different logits.
+    const seqs = mixedSamplingRows(40, vocab, 2000, 9);
     // Biases exact in float32, large enough to flip signs and reorder; every fifth row has none.
     const BIASES = [-5, 4, -1.5, 0.75, 2.5, -3.25];
     const adjusts = seqs.map((_, s): LogitAdjust[] => {

@@ -8,7 +8,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { readResult, type ResultViews } from '../../src/engine/batch-layout.ts';
 import { chiSquare, logSoftmax, processedLogits, rankOrder, samplingDistribution } from './sampling-reference.ts';
-import { buildBatch, DEFAULT_ROW_SAMPLING, makeSamplerTarget, singleTokenRows, withLogitAdjusts, type SamplerTarget, type BuiltBatch, type RowSampling, type SeqInput } from './helpers.ts';
+import { buildBatch, DEFAULT_ROW_SAMPLING, makeSamplerTarget, mixedSamplingRows, singleTokenRows, withLogitAdjusts, type SamplerTarget, type BuiltBatch, type RowSampling, type SeqInput } from './helpers.ts';
 
 const NUM_ROWS = 500;
 const BLOCK_SIZE = 16;
@@ -77,22 +77,8 @@ describe('CPU sampler: token bans', () => {
   it('logprobs and top-N are the float64 log-softmax with the banned ids at -inf; penalties and greedy rows too', async () => {
     const vocab = small.vocab;
     const numTop = vocab; // every id ranked, banned ones last
-    const seqs: SeqInput[] = Array.from({ length: 40 }, (_, i) => ({
-      newTokens: [i % vocab, (i * 5 + 3) % vocab],
-      blockIds: [i],
-      sampling: {
-        temperature: [0, 0.7, 1, 1.6][i % 4],
-        repetitionPenalty: i % 2 === 0 ? 1.4 : 1,
-        presencePenalty: i % 3 === 0 ? 0.5 : 0,
-        frequencyPenalty: i % 5 === 0 ? 0.3 : 0,
-        // The history holds banned ids too: a penalty must not lift them off -inf.
-        promptTokens: [i % vocab, (i * 5 + 3) % vocab],
-        outputTokens: [(i * 3) % vocab, (i * 7 + 1) % vocab],
-        numLogprobs: numTop,
-        rngKeyLo: 1000 + i,
-        rngKeyHi: 5,
-      },
-    }));
+    // History ids are in the adjusted set too: a penalty must not lift a banned one off -inf.
+    const seqs = mixedSamplingRows(40, vocab, 1000, 5);
     const probe = await runStep(seqs, seqs.map(() => []), numTop, small);
     // Ban the row's two best processed tokens (so greedy rows must move) and a history token
     // (each once: the executor refuses an id twice in a row); every fourth row bans nothing.

@@ -19,6 +19,23 @@ namespace {
 constexpr int64_t kRowsPerTask = 32;  // of x
 constexpr int64_t kColsPerTask = 64;  // rows of w = columns of y
 
+// Both tiles' end: the k positions from p on (past the last full vector) added to the
+// vector sums, then bias and the store (or accumulate) into y.
+template <int MR, int NR>
+inline void FinishTile(float (&sums)[MR][NR], const float* x, const float* w, float* y, int64_t n, int64_t k, int64_t p,
+                       int64_t i, int64_t j, const float* bias, bool accumulate) {
+  for (; p < k; ++p)
+    for (int r = 0; r < MR; ++r)
+      for (int c = 0; c < NR; ++c) sums[r][c] += x[(i + r) * k + p] * w[(j + c) * k + p];
+  for (int r = 0; r < MR; ++r) {
+    for (int c = 0; c < NR; ++c) {
+      float v = sums[r][c] + (bias ? bias[j + c] : 0.f);
+      float& out = y[(i + r) * n + j + c];
+      out = accumulate ? out + v : v;
+    }
+  }
+}
+
 // y[i + r, j + c] = dot(x row i + r, w row j + c) for r < MR, c < NR.
 template <int MR, int NR>
 void Tile(const float* x, const float* w, float* y, int64_t n, int64_t k, int64_t i, int64_t j,
@@ -48,16 +65,7 @@ void Tile(const float* x, const float* w, float* y, int64_t n, int64_t k, int64_
   for (int r = 0; r < MR; ++r)
     for (int c = 0; c < NR; ++c) sums[r][c] = 0.f;
 #endif
-  for (; p < k; ++p)
-    for (int r = 0; r < MR; ++r)
-      for (int c = 0; c < NR; ++c) sums[r][c] += x[(i + r) * k + p] * w[(j + c) * k + p];
-  for (int r = 0; r < MR; ++r) {
-    for (int c = 0; c < NR; ++c) {
-      float v = sums[r][c] + (bias ? bias[j + c] : 0.f);
-      float& out = y[(i + r) * n + j + c];
-      out = accumulate ? out + v : v;
-    }
-  }
+  FinishTile<MR, NR>(sums, x, w, y, n, k, p, i, j, bias, accumulate);
 }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -87,16 +95,7 @@ __attribute__((target("avx2,fma"))) void TileAvx2(const float* x, const float* w
       sums[r][c] = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
     }
   }
-  for (; p < k; ++p)
-    for (int r = 0; r < MR; ++r)
-      for (int c = 0; c < NR; ++c) sums[r][c] += x[(i + r) * k + p] * w[(j + c) * k + p];
-  for (int r = 0; r < MR; ++r) {
-    for (int c = 0; c < NR; ++c) {
-      float v = sums[r][c] + (bias ? bias[j + c] : 0.f);
-      float& out = y[(i + r) * n + j + c];
-      out = accumulate ? out + v : v;
-    }
-  }
+  FinishTile<MR, NR>(sums, x, w, y, n, k, p, i, j, bias, accumulate);
 }
 
 bool CpuHasAvx2Fma() {
