@@ -2,7 +2,7 @@
  * The `spindle` command (bin/spindle.mjs runs this file through tsx):
  *   spindle serve [MODEL_DIR]     the OpenAI-compatible server (no MODEL_DIR: the demo model)
  *   spindle generate [MODEL_DIR]  offline prompts → text
- *   spindle bench detokenize|throughput [ARGS]
+ *   spindle bench detokenize|throughput|serving [ARGS]
  * Flags keep vLLM's names (src/server/cli-flags.ts). Exit codes: 0 done, 1 failed, 2 bad usage.
  */
 import { existsSync, readFileSync } from 'node:fs';
@@ -25,12 +25,12 @@ Usage:
   spindle serve [MODEL_DIR] [FLAGS]       serve MODEL_DIR (a Hugging Face model directory) over an
                                           OpenAI-compatible API; without it, the built-in demo model
   spindle generate [MODEL_DIR] [FLAGS]    complete prompts offline and print the text
-  spindle bench detokenize|throughput [ARGS]   run a benchmark from bench/
+  spindle bench detokenize|throughput|serving [ARGS]   run a benchmark from bench/
   spindle --version
 
 Run 'spindle serve --help' or 'spindle generate --help' for the flags.`;
 
-const BENCHMARKS = ['detokenize', 'throughput'] as const;
+const BENCHMARKS = ['detokenize', 'throughput', 'serving'] as const;
 
 function log(line: string): void {
   process.stderr.write(`spindle: ${line}\n`);

@@ -17,7 +17,8 @@ export function formatCell(value: Cell): string {
   if (typeof value === 'string') return value;
   if (!Number.isFinite(value)) return String(value);
   const magnitude = Math.abs(value);
-  if (Number.isInteger(value) && magnitude >= 1) return String(value);
+  // Whole numbers (counts) print as such, 0 included.
+  if (Number.isInteger(value) && (magnitude >= 1 || value === 0)) return String(value);
   if (magnitude >= 100) return value.toFixed(0);
   if (magnitude >= 10) return value.toFixed(1);
   if (magnitude >= 1) return value.toFixed(2);

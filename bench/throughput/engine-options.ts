@@ -12,15 +12,22 @@ import type { ThroughputOptions } from './options.ts';
 export { Engine };
 export type EngineOptionsForBench = Omit<CreateEngineOptions, 'onStep' | 'model'> & { model: ModelSource };
 
+/** The flags both benchmarks that start an engine take (throughput's options; serving's with defaults filled). */
+export type EngineBenchFlags = Pick<
+  ThroughputOptions,
+  | 'model' | 'loadFormat' | 'preset' | 'device' | 'dtype' | 'seed' | 'enforceEager' | 'asyncScheduling' | 'maxNumSeqs'
+  | 'maxNumBatchedTokens' | 'gpuMemoryUtilization' | 'numKvBlocks' | 'blockSize' | 'maxModelLen' | 'detokenizerWorkers' | 'numThreads'
+>;
+
 /** Seed of the dummy weights (vLLM's dummy loader is seeded too). */
 const DUMMY_WEIGHTS_SEED = 0;
 
-export async function modelSourceFor(o: ThroughputOptions): Promise<ModelSource> {
+export async function modelSourceFor(o: Pick<EngineBenchFlags, 'model' | 'loadFormat' | 'preset'>): Promise<ModelSource> {
   if (o.loadFormat === 'dummy') return dummyModelSource(o.preset ?? '', DUMMY_WEIGHTS_SEED);
   return loadModelSource(o.model ?? '');
 }
 
-export function engineOptionsFor(o: ThroughputOptions, model: ModelSource): EngineOptionsForBench {
+export function engineOptionsFor(o: EngineBenchFlags, model: ModelSource): EngineOptionsForBench {
   const options: EngineOptionsForBench = {
     model, device: o.device, dtype: o.dtype, seed: o.seed, enforceEager: o.enforceEager, asyncScheduling: o.asyncScheduling,
   };
