@@ -14,7 +14,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { RequestRecord } from './metrics.ts';
-import { SseParser } from './sse-parser.ts';
+import { createParser } from 'eventsource-parser';
 
 export type Endpoint = '/v1/completions' | '/v1/chat/completions';
 
@@ -149,15 +149,16 @@ export function streamRequest(target: StreamTarget, spec: RequestSpec, dispatchL
         response.on('error', (err) => settle(`HTTP ${response.statusCode}: ${err.message}`));
         return;
       }
-      const parser = new SseParser();
+      // Every event a read completes is stamped with that read's arrival time.
       let lastReadMs = startMs;
+      const parser = createParser({ onEvent: (event) => state.apply(event.data, lastReadMs) });
       response.on('data', (part: string) => {
         lastReadMs = performance.now();
-        for (const data of parser.push(part)) state.apply(data, lastReadMs);
+        parser.feed(part);
       });
       response.on('end', () => {
-        const pending = parser.finish();
-        if (pending !== null) state.apply(pending, lastReadMs);
+        // A last event the server did not close with a blank line still counts.
+        parser.reset({ consume: true });
         settle(state.failure());
       });
       response.on('error', (err) => settle(`the stream broke: ${err.message}`));

@@ -15,7 +15,6 @@ import { arrivalTimesS, exponentialGaps } from '../../bench/serving/arrivals.ts'
 import { endpointUrl, requestBody, streamRequest, type StreamTarget } from '../../bench/serving/client.ts';
 import { calculateMetrics, requestLatencies, type RequestRecord } from '../../bench/serving/metrics.ts';
 import { parseServingArgs, recordedOptions } from '../../bench/serving/options.ts';
-import { SseParser } from '../../bench/serving/sse-parser.ts';
 import { Slots } from '../../bench/serving/traffic.ts';
 import { buildWorkload } from '../../bench/serving/workload.ts';
 import { tokenizerPackageDir } from '../../src/engine/presets.ts';
@@ -60,30 +59,6 @@ describe('Poisson arrivals', () => {
   it('sends everything at t = 0 for an infinite rate and refuses a rate that is not positive', () => {
     expect(arrivalTimesS(5, Number.POSITIVE_INFINITY, 0)).toEqual([0, 0, 0, 0, 0]);
     expect(() => arrivalTimesS(5, 0, 0)).toThrow(/> 0/);
-  });
-});
-
-describe('SSE parser', () => {
-  it('returns events as blank lines complete them, whatever the read boundaries', () => {
-    const body = 'data: {"a":1}\n\ndata: {"b":2}\n\ndata: [DONE]\n\n';
-    const whole = new SseParser().push(body);
-    expect(whole).toEqual(['{"a":1}', '{"b":2}', '[DONE]']);
-    for (let cut = 1; cut < body.length; cut++) {
-      const parser = new SseParser();
-      expect([...parser.push(body.slice(0, cut)), ...parser.push(body.slice(cut))]).toEqual(whole);
-    }
-  });
-
-  it('handles CRLF, comment pings, other fields, multi-line data and data without the space', () => {
-    const parser = new SseParser();
-    expect(parser.push(': ping\r\n\r\nevent: x\r\nid: 3\r\ndata:{"a":1}\r\n\r\ndata: line1\ndata: line2\n\n')).toEqual(['{"a":1}', 'line1\nline2']);
-  });
-
-  it('hands over a last event the server did not close with a blank line', () => {
-    const parser = new SseParser();
-    expect(parser.push('data: {"a":1}\n\ndata: [DONE]')).toEqual(['{"a":1}']);
-    expect(parser.finish()).toBe('[DONE]');
-    expect(parser.finish()).toBeNull();
   });
 });
 
