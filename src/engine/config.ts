@@ -14,7 +14,7 @@ export const OPTION_FLAGS = {
   maxNumBatchedTokens: '--max-num-batched-tokens',
   blockSize: '--block-size',
   enablePrefixCaching: '--enable-prefix-caching',
-  numBlocks: '--num-gpu-blocks-override',
+  numBlocks: '--num-kv-blocks',
   kvCacheMemoryBytes: '--kv-cache-memory-bytes',
   gpuMemoryUtilization: '--gpu-memory-utilization',
   device: '--device',

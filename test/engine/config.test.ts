@@ -38,7 +38,7 @@ describe('resolveEngineConfig', () => {
     expect(errorOf({ maxNumSeqs: 64, maxNumBatchedTokens: 32 }).message).toMatch(/^--max-num-batched-tokens: 32 must be greater than or equal to --max-num-seqs/);
     expect(errorOf({ device: 'cuda' }).message).toMatch(/^--device: cuda is not available: no driver/);
     expect(errorOf({ dtype: 'bfloat16' }).message).toMatch(/^--dtype: /);
-    expect(errorOf({ numBlocks: 10, maxModelLen: 1024 }).message).toMatch(/^--num-gpu-blocks-override: 10 blocks .*needs 64/);
+    expect(errorOf({ numBlocks: 10, maxModelLen: 1024 }).message).toMatch(/^--num-kv-blocks: 10 blocks .*needs 64/);
     expect(errorOf({ kvCacheMemoryBytes: 1000 }).message).toMatch(/^--kv-cache-memory-bytes: /);
     expect(errorOf({ model: {} as never }).message).toMatch(/^--model: /);
     expect(errorOf({ seed: -1 }).option).toBe('seed');

@@ -39,7 +39,7 @@ describe('Engine.create', () => {
       } finally {
         await engine.shutdown(1000);
       }
-      await expect(Engine.create({ model: dir, numBlocks: 8, blockSize: 16, numThreads: 1 })).rejects.toThrow(/^--num-gpu-blocks-override: 8 blocks/);
+      await expect(Engine.create({ model: dir, numBlocks: 8, blockSize: 16, numThreads: 1 })).rejects.toThrow(/^--num-kv-blocks: 8 blocks/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
