@@ -47,24 +47,51 @@ SPINDLE_HD inline uint64_t Mix64(uint64_t x) {
   return x;
 }
 
+// Mix64(x) >> 33, a step shorter: Mix64's last xor-shift leaves the top 31 bits as they are.
+SPINDLE_HD inline uint32_t Mix64Top31(uint64_t x) {
+  x ^= x >> 30;
+  x *= 0xBF58476D1CE4E5B9ull;
+  x ^= x >> 27;
+  x *= 0x94D049BB133111EBull;
+  return static_cast<uint32_t>(x >> 33);
+}
+
+// RngHash's first round, which depends on the counter only (the CPU sampler tabulates it
+// per vocabulary).
+SPINDLE_HD inline uint64_t RngCounterMix(uint64_t counter) {
+  return Mix64(counter * 0x9E3779B97F4A7C15ull + 0xD1B54A32D192ED03ull);
+}
+
 // Counter-based hash: 64 random bits for (key, counter). Two rounds so that neighbouring
 // keys and neighbouring counters give unrelated outputs.
 SPINDLE_HD inline uint64_t RngHash(uint64_t key, uint64_t counter) {
-  return Mix64(key ^ Mix64(counter * 0x9E3779B97F4A7C15ull + 0xD1B54A32D192ED03ull));
+  return Mix64(key ^ RngCounterMix(counter));
 }
 
 SPINDLE_HD inline uint64_t RngKey(uint32_t lo, uint32_t hi) {
   return (static_cast<uint64_t>(hi) << 32) | lo;
 }
 
-// Standard Gumbel noise -log(E), E ~ Exp(1), for token `index` of the row with `key`.
-// E = -log(1 - v) with v uniform in (0, 1) from 32 hash bits; computing it as -log1p(-v)
-// keeps full relative precision for small E, which is where the winning tokens live.
-SPINDLE_HD inline float GumbelNoise(uint64_t key, uint64_t index) {
-  const uint32_t bits = static_cast<uint32_t>(RngHash(key, index) >> 32);
-  const float v = (static_cast<float>(bits) + 0.5f) * 2.3283064365386963e-10f;  // (0, 1)
+// The 32 hash bits that token `index`'s Gumbel noise is made from.
+SPINDLE_HD inline uint32_t GumbelBits(uint64_t key, uint64_t index) {
+  return static_cast<uint32_t>(RngHash(key, index) >> 32);
+}
+
+// Standard Gumbel noise -log(E), E ~ Exp(1), from 32 random bits. E = -log(1 - v) with v
+// uniform in (0, 1) from the bits (in float the top 128 bits values round to v = 1: noise
+// -inf); computing it as -log1p(-v) keeps full relative precision for small E, which is where
+// the winning tokens live. The noise falls as `bits` grows; its largest value, at bits = 0
+// (v = 2^-33), is 33 ln 2 = 22.87. The CPU sampler's bounds rely on both facts
+// (test/native/sampler-fast.test.ts checks them): change them together.
+SPINDLE_HD inline float GumbelNoiseFromBits(uint32_t bits) {
+  const float v = (static_cast<float>(bits) + 0.5f) * 2.3283064365386963e-10f;
   const float e = -log1pf(-v);
   return -logf(e);
+}
+
+// Standard Gumbel noise for token `index` of the row with `key`.
+SPINDLE_HD inline float GumbelNoise(uint64_t key, uint64_t index) {
+  return GumbelNoiseFromBits(GumbelBits(key, index));
 }
 
 // Step 0 for one token: `adjust` is -inf (a ban) or a finite bias. A ban sets -inf rather

@@ -104,6 +104,23 @@ export interface NativeCpuKernels {
    * kvHeads, headDim]; dims = [numHeads, numKvHeads, headDim, blockSize, maxBlocksPerSeq, numBlocks].
    */
   pagedAttention(q: Float32Array, kCache: Float32Array, vCache: Float32Array, tokenSeq: Int32Array, contextLens: Int32Array, blockTables: Int32Array, dims: Int32Array, numThreads: number): Float32Array;
+  /**
+   * The batched sampler on given logits: row s of logits[numSeqs, vocab] is sampled for sequence s
+   * of the packed batch; returns the step result (batch-layout.ts, no logits section).
+   * `reference`: the plain full-vocabulary sampler that the fast one must match draw for draw.
+   */
+  sample(batch: ArrayBuffer, logits: Float32Array, vocab: number, numThreads: number, reference: boolean): ArrayBuffer;
+  /** Rows the fast sampler has handed to the reference in this process (non-finite logits, top_p too close to call). */
+  samplerRowsToReference(): number;
+  /** GumbelNoise(key, i) for i < count (sampling_math.h): the noise both samplers add to logit i. */
+  gumbelNoise(keyLo: number, keyHi: number, count: number): Float32Array;
+  /**
+   * Over the noise's 32-bit inputs [firstBits, firstBits + count): how many exceed the bound the
+   * sampler skips ids by (must be 0), the smallest margin, and mismatches of Mix64Top31.
+   */
+  samplerNoiseBoundCheck(firstBits: number, count: number): { violations: number; minSlack: number; mixMismatches: number };
+  /** Largest relative error of the sampler's exp against std::exp over count points of [lo, hi]. */
+  samplerExpError(lo: number, hi: number, count: number): number;
 }
 
 export interface NativeBinding {

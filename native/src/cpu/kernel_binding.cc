@@ -1,10 +1,15 @@
 #include "cpu/kernel_binding.h"
 
 #include <algorithm>
+#include <cstring>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "batch_layout.h"
 #include "cpu/kernels.h"
+#include "cpu/sampler.h"
+#include "sampling_math.h"
 
 namespace spindle {
 namespace cpu {
@@ -126,6 +131,89 @@ Napi::Value PagedAttentionJs(const Napi::CallbackInfo& info) {
   return y;
 }
 
+// sample(batch: ArrayBuffer, logits [numSeqs, vocab], vocab, numThreads, reference) -> result
+// ArrayBuffer (step result layout, logits section empty: logitsMode is ignored). Row s samples
+// logits row s; `reference` runs SampleBatchReference instead of SampleBatch. The result starts
+// poisoned (0x7f7f7f7f) so that a word the sampler forgets to write shows.
+Napi::Value SampleJs(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  if (info.Length() < 5 || !info[0].IsArrayBuffer()) throw Napi::TypeError::New(env, "sample(batch: ArrayBuffer, logits, vocab, numThreads, reference)");
+  Napi::ArrayBuffer buffer = info[0].As<Napi::ArrayBuffer>();
+  const int64_t vocab = Int(info, 2, "vocab");
+  StepBatch b;
+  try {
+    b = ParseStepBatch(buffer.Data(), buffer.ByteLength());
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, e.what());
+  }
+  // The executor validates real batches; here only what would write out of bounds.
+  b.logits_mode = 0;
+  if (vocab < 1) throw Napi::RangeError::New(env, "vocab must be >= 1");
+  for (int32_t i = 0; i < b.num_penalty_tokens; ++i) {
+    if (b.penalty_tokens[i] < 0 || b.penalty_tokens[i] >= vocab) throw Napi::RangeError::New(env, "penaltyTokens out of the vocabulary");
+  }
+  for (int32_t i = 0; i < b.num_logit_adjusts; ++i) {
+    if (b.logit_adjust_tokens[i] < 0 || b.logit_adjust_tokens[i] >= vocab) throw Napi::RangeError::New(env, "logitAdjustTokens out of the vocabulary");
+  }
+  for (int32_t s = 0; s < b.num_seqs; ++s) {
+    if (b.penalty_offsets[s] < 0 || b.penalty_offsets[s + 1] < b.penalty_offsets[s] || b.penalty_offsets[s + 1] > b.num_penalty_tokens ||
+        b.logit_adjust_offsets[s] < 0 || b.logit_adjust_offsets[s + 1] < b.logit_adjust_offsets[s] ||
+        b.logit_adjust_offsets[s + 1] > b.num_logit_adjusts ||
+        b.num_logprobs[s] < 0 || b.num_logprobs[s] > b.max_top_logprobs)
+      throw Napi::RangeError::New(env, "bad penalty/logit adjust offsets or numLogprobs");
+  }
+  const float* logits = Array<float>(info, 1, int64_t(b.num_seqs) * vocab, "logits");
+  ThreadPool pool(static_cast<int>(Int(info, 3, "numThreads")));
+  const bool reference = info[4].ToBoolean().Value();
+  const size_t bytes = StepResultByteLength(b, static_cast<int32_t>(vocab));
+  Napi::ArrayBuffer out = Napi::ArrayBuffer::New(env, bytes);
+  std::memset(out.Data(), 0x7f, bytes);
+  std::vector<int32_t> row_of_seq(b.num_seqs);
+  for (int32_t s = 0; s < b.num_seqs; ++s) row_of_seq[s] = s;
+  const StepResult r = LayStepResult(out.Data(), b);
+  if (reference) {
+    SampleBatchReference(pool, b, logits, row_of_seq.data(), static_cast<int32_t>(vocab), r);
+  } else {
+    SampleBatch(pool, b, logits, row_of_seq.data(), static_cast<int32_t>(vocab), r);
+  }
+  return out;
+}
+
+// samplerRowsToReference() -> rows SampleBatch has handed to the reference so far.
+Napi::Value SamplerRowsToReferenceJs(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(SamplerRowsToReference()));
+}
+
+// gumbelNoise(keyLo, keyHi, count) -> Float32Array of GumbelNoise(key, i), i < count: the noise
+// the samplers add, so that a test can run the Gumbel-max loop itself.
+Napi::Value GumbelNoiseJs(const Napi::CallbackInfo& info) {
+  const uint64_t key = RngKey(static_cast<uint32_t>(Int(info, 0, "keyLo")), static_cast<uint32_t>(Int(info, 1, "keyHi")));
+  const int64_t count = Int(info, 2, "count");
+  Napi::Float32Array out = Output(info.Env(), count);
+  float* noise = out.Data();
+  for (int64_t i = 0; i < count; ++i) noise[i] = GumbelNoise(key, static_cast<uint64_t>(i));
+  return out;
+}
+
+// samplerNoiseBoundCheck(firstBits, count) -> {violations, minSlack, mixMismatches}
+Napi::Value SamplerNoiseBoundCheckJs(const Napi::CallbackInfo& info) {
+  const int64_t first = Int(info, 0, "firstBits"), count = Int(info, 1, "count");
+  if (first + count > (int64_t(1) << 32)) throw Napi::RangeError::New(info.Env(), "firstBits + count must be <= 2^32");
+  const SamplerBoundCheck check = CheckSamplerNoiseBounds(static_cast<uint64_t>(first), static_cast<uint64_t>(count));
+  Napi::Object out = Napi::Object::New(info.Env());
+  out.Set("violations", static_cast<double>(check.violations));
+  out.Set("minSlack", check.min_slack);
+  out.Set("mixMismatches", static_cast<double>(check.mix_mismatches));
+  return out;
+}
+
+// samplerExpError(lo, hi, count) -> the largest relative error of the sampler's exp there.
+Napi::Value SamplerExpErrorJs(const Napi::CallbackInfo& info) {
+  const double lo = info[0].As<Napi::Number>().DoubleValue(), hi = info[1].As<Napi::Number>().DoubleValue();
+  if (!(lo >= -708.0 && hi <= 0.0 && lo <= hi)) throw Napi::RangeError::New(info.Env(), "need -708 <= lo <= hi <= 0");
+  return Napi::Number::New(info.Env(), MaxSamplerExpError(lo, hi, Int(info, 2, "count")));
+}
+
 }  // namespace
 
 void RegisterCpuKernelBindings(Napi::Env env, Napi::Object exports) {
@@ -135,6 +223,11 @@ void RegisterCpuKernelBindings(Napi::Env env, Napi::Object exports) {
   kernels.Set("rope", Napi::Function::New(env, RopeJs, "rope"));
   kernels.Set("siluMul", Napi::Function::New(env, SiluMulJs, "siluMul"));
   kernels.Set("pagedAttention", Napi::Function::New(env, PagedAttentionJs, "pagedAttention"));
+  kernels.Set("sample", Napi::Function::New(env, SampleJs, "sample"));
+  kernels.Set("samplerRowsToReference", Napi::Function::New(env, SamplerRowsToReferenceJs, "samplerRowsToReference"));
+  kernels.Set("gumbelNoise", Napi::Function::New(env, GumbelNoiseJs, "gumbelNoise"));
+  kernels.Set("samplerNoiseBoundCheck", Napi::Function::New(env, SamplerNoiseBoundCheckJs, "samplerNoiseBoundCheck"));
+  kernels.Set("samplerExpError", Napi::Function::New(env, SamplerExpErrorJs, "samplerExpError"));
   exports.Set("cpuKernels", kernels);
 }
 
