@@ -32,7 +32,9 @@
 #include <map>
 #include <mutex>
 #include <vector>
-#if defined(__SSE2__)
+#if defined(__x86_64__)
+#include <immintrin.h>
+#elif defined(__SSE2__)
 #include <emmintrin.h>
 #endif
 
@@ -150,12 +152,72 @@ inline __m128d ExpNonPositive2(__m128d x, const Exp2Table& table) {
 }
 #endif
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define SPINDLE_SAMPLER_AVX2 1
+// ExpNonPositive2's steps four at a time with FMA; compiled for AVX2 + FMA whatever the build's
+// baseline, and called only where the CPU has both (CpuHasAvx2Fma). The fused multiply-adds
+// round differently: results differ from the SSE2 version's by ~1e-16, within the same bound.
+__attribute__((target("avx2,fma"))) inline __m256d ExpNonPositive4(__m256d x, const Exp2Table& table) {
+  x = _mm256_max_pd(x, _mm256_set1_pd(kExpFloor));
+  const __m256d shift = _mm256_set1_pd(kRoundShift);
+  const __m256d t = _mm256_fmadd_pd(x, _mm256_set1_pd(kExpScale), shift);
+  const __m256d k = _mm256_sub_pd(t, shift);
+  const __m256d r = _mm256_fnmadd_pd(k, _mm256_set1_pd(kLn2By64), x);
+  const __m256d r2 = _mm256_mul_pd(r, r);
+  const __m256d p23 = _mm256_fmadd_pd(r, _mm256_set1_pd(1.0 / 6), _mm256_set1_pd(0.5));
+  const __m256d p = _mm256_fmadd_pd(r2, _mm256_fmadd_pd(r2, _mm256_set1_pd(1.0 / 24), p23), _mm256_add_pd(_mm256_set1_pd(1.0), r));
+  const __m256i ki = _mm256_sub_epi64(_mm256_castpd_si256(t), _mm256_castpd_si256(shift));
+  const __m256d tv = _mm256_i64gather_pd(table.v, _mm256_and_si256(ki, _mm256_set1_epi64x(63)), 8);
+  const __m256i m = _mm256_slli_epi64(_mm256_andnot_si256(_mm256_set1_epi64x(63), ki), 46);
+  return _mm256_mul_pd(p, _mm256_castsi256_pd(_mm256_add_epi64(_mm256_castpd_si256(tv), m)));
+}
+
+// ExpSum's vector part on AVX2: the first (n / 8) * 8 terms.
+__attribute__((target("avx2,fma"))) double ExpSumAvx2(const float* l, int32_t n, float mx, double* w,
+                                                      const Exp2Table& table) {
+  const __m256d m = _mm256_set1_pd(mx);
+  __m256d acc0 = _mm256_setzero_pd(), acc1 = _mm256_setzero_pd();
+  for (int32_t i = 0; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(l + i);
+    const __m256d e0 = ExpNonPositive4(_mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)), m), table);
+    const __m256d e1 = ExpNonPositive4(_mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)), m), table);
+    if (w != nullptr) {
+      _mm256_storeu_pd(w + i, e0);
+      _mm256_storeu_pd(w + i + 4, e1);
+    }
+    acc0 = _mm256_add_pd(acc0, e0);
+    acc1 = _mm256_add_pd(acc1, e1);
+  }
+  double lanes[4];
+  _mm256_storeu_pd(lanes, _mm256_add_pd(acc0, acc1));
+  return (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+}
+
+__attribute__((target("avx2,fma"))) double ExpAvx2ForTest(double x, const Exp2Table& table) {
+  double lanes[4];
+  _mm256_storeu_pd(lanes, ExpNonPositive4(_mm256_set1_pd(x), table));
+  return lanes[0];
+}
+
+bool CpuHasAvx2Fma() {
+  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return has;
+}
+#endif
+
 // Sum over i < n of exp(l[i] - mx) (l[i] <= mx), in double; with w != nullptr also each term
-// in w[i] (top_p needs them).
+// in w[i] (top_p needs them). AVX2 + FMA where the CPU has them (twice the SSE2 rate), SSE2
+// otherwise.
 double ExpSum(const float* l, int32_t n, float mx, double* w) {
   const Exp2Table& table = GetExp2Table();
   int32_t i = 0;
   double sum = 0;
+#ifdef SPINDLE_SAMPLER_AVX2
+  if (CpuHasAvx2Fma()) {
+    sum = ExpSumAvx2(l, n, mx, w, table);
+    i = n / 8 * 8;
+  }
+#endif
 #if defined(__SSE2__)
   const __m128d m = _mm_set1_pd(mx);
   __m128d acc0 = _mm_setzero_pd(), acc1 = _mm_setzero_pd();
@@ -172,7 +234,7 @@ double ExpSum(const float* l, int32_t n, float mx, double* w) {
   }
   double lanes[2];
   _mm_storeu_pd(lanes, _mm_add_pd(acc0, acc1));
-  sum = lanes[0] + lanes[1];
+  sum += lanes[0] + lanes[1];
 #endif
   for (; i < n; ++i) {
     const double e = ExpNonPositive(double(l[i]) - mx, table);
@@ -722,6 +784,9 @@ double MaxSamplerExpError(double lo, double hi, int64_t count) {
     double lanes[2];
     _mm_storeu_pd(lanes, ExpNonPositive2(_mm_set1_pd(x), table));
     worst = std::max(worst, std::fabs(lanes[0] / std::exp(x) - 1.0));
+#endif
+#ifdef SPINDLE_SAMPLER_AVX2
+    if (CpuHasAvx2Fma()) worst = std::max(worst, std::fabs(ExpAvx2ForTest(x, table) / std::exp(x) - 1.0));
 #endif
   }
   return worst;

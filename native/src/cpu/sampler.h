@@ -37,7 +37,7 @@ struct SamplerBoundCheck {
 };
 // Over bits values [first_bits, first_bits + count) (count <= 2^32 - first_bits).
 SamplerBoundCheck CheckSamplerNoiseBounds(uint64_t first_bits, uint64_t count);
-// Largest |fast exp(x) / std::exp(x) - 1| over `count` points evenly spread in [lo, hi] (hi <= 0,
+// Largest |fast exp(x) / std::exp(x) - 1| (scalar, SSE2 and, where the CPU has it, AVX2) over `count` points evenly spread in [lo, hi] (hi <= 0,
 // exp(lo) normal).
 double MaxSamplerExpError(double lo, double hi, int64_t count);
 
