@@ -13,13 +13,13 @@
 # A), PROFILE_PROMPTS (1000), SMALL_PROMPTS (200: the --max-num-seqs 16 pair), ASYNC_ON_FLAGS /
 # ASYNC_OFF_FLAGS (bench/throughput.ts flags for the async-scheduling pair; read from
 # bench/throughput/options.ts when unset), STEPS (a comma list of the steps to run, default
-# all: checks,stages2,floor,a,profile,a_sync,seqs16,sampler).
+# all: checks,stages2,floor,a,profile,a_sync,seqs16,sampler,serving).
 #
 # Time plan on an H100 (16 cores; the last device_checks.sh run: phase 1 52 s, vitest 17 s):
 # checks ~80 s (the build in parallel with transformers' reference outputs, then the GPU
 # vitest files), stages2 ~15 s, each 1000-prompt throughput run ~85 s (70 s wall at a57c2ec's
 # speed, engine start, tokenization), each 200-prompt run at 16 sequences ~35 s (~3,400 steps
-# of ~7 ms), sampler ~20 s: ~460 s in all. A step that would start with less than its minimum
+# of ~7 ms), sampler ~20 s, serving ~70 s (server start, 300 requests at 20/s): ~530 s in all. A step that would start with less than its minimum
 # left is skipped, and says so in steps.txt.
 set -u -o pipefail
 
@@ -33,7 +33,7 @@ DEADLINE_S=${DEADLINE_S:-555}
 NUM_PROMPTS=${NUM_PROMPTS:-1000}
 PROFILE_PROMPTS=${PROFILE_PROMPTS:-1000}
 SMALL_PROMPTS=${SMALL_PROMPTS:-200}
-STEPS=${STEPS:-checks,stages2,floor,a,profile,a_sync,seqs16,sampler}
+STEPS=${STEPS:-checks,stages2,floor,a,profile,a_sync,seqs16,sampler,serving}
 GIT_COMMIT=${GIT_COMMIT:-unknown}
 export GIT_COMMIT PYTHONUNBUFFERED=1
 WORK=/tmp/bench-throughput  # bench/throughput/gpu-run.sh's default: the floor file goes there
@@ -188,6 +188,10 @@ if wants seqs16; then
 fi
 # 7. The batched sampler at 256 x 128,256 (v3's JSON; bench/gpu/sampler.notes.md).
 wants sampler && run_step sampler 90 25 npx tsx bench/gpu/sampler.ts --out "$RUN/gpu-sampler.json" --commit "$GIT_COMMIT"
+
+# 8. Online serving (vLLM's bench serve): a separate `spindle serve` of Llama-3.1-8B shapes,
+#    300 ShareGPT requests at 20 requests/s through --base-url (bench/gpu/serving-run.sh).
+wants serving && run_step serving 120 60 env OUT="$RUN/serving" bench/gpu/serving-run.sh
 
 echo "all steps done at $(elapsed) s"
 pack
