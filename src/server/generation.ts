@@ -26,6 +26,7 @@ interface ChoiceState {
   index: number;
   requestId: string;
   promptIndex: number;
+  numPromptTokens: number;
   iterator: AsyncIterator<RequestDelta>;
   isFinished: boolean;
   numEvents: number;
@@ -78,6 +79,7 @@ export class GenerationJob {
       index,
       requestId: requestIds[index],
       promptIndex: specs[index].promptIndex,
+      numPromptTokens: specs[index].promptTokenIds.length,
       iterator: (result as PromiseFulfilledResult<AsyncIterable<RequestDelta>>).value[Symbol.asyncIterator](),
       isFinished: false,
       numEvents: 0,
@@ -96,6 +98,12 @@ export class GenerationJob {
   }
 
   /** Prompt tokens counted once per prompt (not per sample), completion tokens over all choices. */
+  /** One choice's usage so far: its prompt, and the tokens it has generated. */
+  choiceUsage(index: number): { promptTokens: number; completionTokens: number } {
+    const choice = this.#choices[index];
+    return { promptTokens: choice.numPromptTokens, completionTokens: choice.numTokens };
+  }
+
   get usage(): { promptTokens: number; completionTokens: number } {
     const completionTokens = this.#choices.reduce((sum, choice) => sum + choice.numTokens, 0);
     return { promptTokens: this.#numPromptTokens, completionTokens };

@@ -28,7 +28,7 @@ export interface JobResponseOptions {
    * null for one JSON body; else the chunks' object type, whether a usage chunk ends them, and the
    * choice entries (if any) that open the stream, each in a chunk of its own before any token.
    */
-  stream: { chunkObject: string; includeUsage: boolean; openingChoices?: readonly object[] } | null;
+  stream: { chunkObject: string; includeUsage: boolean; continuousUsage?: boolean; openingChoices?: readonly object[] } | null;
   /**
    * Records one event in the route's per-choice state and returns the choice entry of its stream
    * chunk, or null to send no chunk (an empty, unfinished delta). Not streaming, the entry is unused.
@@ -38,9 +38,12 @@ export interface JobResponseOptions {
   wholeBody(): { object: string; choices: object[] };
 }
 
-function usageOf(job: GenerationJob): OpenAiUsage {
-  const { promptTokens, completionTokens } = job.usage;
+function openAiUsage({ promptTokens, completionTokens }: { promptTokens: number; completionTokens: number }): OpenAiUsage {
   return { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
+}
+
+function usageOf(job: GenerationJob): OpenAiUsage {
+  return openAiUsage(job.usage);
 }
 
 /** Starts the request's job and answers it, streamed or whole. */
@@ -59,14 +62,19 @@ export async function respondWithJob(c: Context, ctx: AppContext, options: JobRe
 
   if (stream) {
     const object = stream.chunkObject;
-    // The opening chunks are shaped as every other chunk (same id, created, model); like vLLM's
-    // without continuous usage stats, no chunk but the last carries a usage field.
-    const chunkOfChoice = (choice: object): object => ({ id, object, created, model, choices: [choice] });
+    // The opening chunks are shaped as every other chunk (same id, created, model). As vLLM's:
+    // without continuous usage stats no chunk but the last carries a usage field; with them
+    // (and include_usage), each chunk carries its choice's usage so far.
+    const continuousUsage = stream.includeUsage && (stream.continuousUsage ?? false);
+    const chunkOfChoice = (choice: object, index: number): object => {
+      const chunk = { id, object, created, model, choices: [choice] };
+      return continuousUsage ? { ...chunk, usage: openAiUsage(job.choiceUsage(index)) } : chunk;
+    };
     return streamJob(job, {
       openingChunks: (stream.openingChoices ?? []).map(chunkOfChoice),
       async chunkOf(event) {
         const choice = await options.applyEvent(event);
-        return choice === null ? null : chunkOfChoice(choice);
+        return choice === null ? null : chunkOfChoice(choice, event.index);
       },
       usageChunk: stream.includeUsage ? () => ({ id, object, created, model, choices: [], usage: usageOf(job) }) : null,
     }, { signal: c.req.raw.signal, describeError: ctx.describeError, onEnd: release });

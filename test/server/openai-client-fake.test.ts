@@ -167,6 +167,36 @@ describe('openai client against the fake engine', () => {
     expect(usage?.completion_tokens).toBe(numTokens);
   });
 
+  it('with continuous_usage_stats (vLLM), every chunk carries its choice\'s usage so far; the last chunk the total', async () => {
+    const body = {
+      model: 'echo-a', messages: [{ role: 'user' as const, content: 'count me' }], max_tokens: 5, n: 2, stream: true as const,
+      logprobs: true, top_logprobs: 0,
+      stream_options: { include_usage: true, continuous_usage_stats: true } as OpenAI.ChatCompletionStreamOptions,
+    };
+    const stream = await client.chat.completions.create(body);
+    const tokensSoFar = new Map<number, number>();
+    let promptTokens = -1;
+    let last: OpenAI.CompletionUsage | undefined;
+    for await (const chunk of stream) {
+      expect(chunk.usage, 'every chunk has usage').toBeDefined();
+      const usage = chunk.usage as OpenAI.CompletionUsage;
+      if (chunk.choices.length === 0) {
+        last = usage;
+        continue;
+      }
+      const { index, logprobs } = chunk.choices[0];
+      tokensSoFar.set(index, (tokensSoFar.get(index) ?? 0) + (logprobs?.content?.length ?? 0));
+      expect(usage.completion_tokens, `choice ${index}`).toBe(tokensSoFar.get(index));
+      expect(usage.total_tokens).toBe(usage.prompt_tokens + usage.completion_tokens);
+      promptTokens = usage.prompt_tokens;
+    }
+    expect([...tokensSoFar.values()]).toEqual([5, 5]);
+    expect(last).toEqual({ prompt_tokens: promptTokens, completion_tokens: 10, total_tokens: promptTokens + 10 });
+    // Without include_usage it does nothing, as in vLLM.
+    const quiet = await client.chat.completions.create({ ...body, stream_options: { continuous_usage_stats: true } as OpenAI.ChatCompletionStreamOptions });
+    for await (const chunk of quiet) expect(chunk.usage ?? null).toBeNull();
+  });
+
   it('cuts at a stop string and reports it', async () => {
     const completion = await client.completions.create({ model: 'echo-a', prompt: 'abcdef', max_tokens: 20, stop: ['de'] });
     expect(completion.choices[0].text).toBe('abc');

@@ -92,6 +92,7 @@ export function chatRoutes(ctx: AppContext): Hono {
         ? {
             chunkObject: 'chat.completion.chunk',
             includeUsage: body.stream_options?.include_usage ?? false,
+            continuousUsage: body.stream_options?.continuous_usage_stats ?? false,
             // As vLLM and OpenAI: each choice opens with the role and empty content, before any
             // token, so clients that take the role from the first delta see it at once.
             openingChoices: Array.from({ length: n }, (_, index) => ({

@@ -107,7 +107,13 @@ export function completionsRoutes(ctx: AppContext): Hono {
       model,
       specs,
       arrivalMs,
-      stream: body.stream ? { chunkObject: 'text_completion', includeUsage: body.stream_options?.include_usage ?? false } : null,
+      stream: body.stream
+        ? {
+            chunkObject: 'text_completion',
+            includeUsage: body.stream_options?.include_usage ?? false,
+            continuousUsage: body.stream_options?.continuous_usage_stats ?? false,
+          }
+        : null,
       async applyEvent(event) {
         const { text, logprobs } = await choices.apply(event);
         const finishReason = event.delta.finishReason ?? null;
