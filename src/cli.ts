@@ -70,6 +70,7 @@ function engineFlagsOf(values: Values, modelDir: string | null): EngineFlags {
     detokenizerWorkers: num(values, 'detokenizer-workers'),
     enablePrefixCaching: booleanPairOf(values, 'enable-prefix-caching'),
     asyncScheduling: booleanPairOf(values, 'async-scheduling'),
+    chatTemplate: typeof values['chat-template'] === 'string' ? values['chat-template'] : undefined,
     enforceEager: values['enforce-eager'] === true ? true : undefined,
   };
 }

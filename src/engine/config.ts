@@ -20,6 +20,7 @@ export const OPTION_FLAGS = {
   device: '--device',
   enforceEager: '--enforce-eager',
   asyncScheduling: '--async-scheduling',
+  chatTemplate: '--chat-template',
   dtype: '--dtype',
   seed: '--seed',
   detokenizerWorkers: '--detokenizer-workers',
@@ -67,6 +68,11 @@ const optionsSchema = z.object({
    * device idle while the host works between them.
    */
   asyncScheduling: z.boolean().default(true),
+  /**
+   * vLLM's --chat-template: a Jinja file's path, or the template itself, used instead of the
+   * model's own (for a model that has none, or to change it).
+   */
+  chatTemplate: z.string().min(1).optional(),
   dtype: z.enum(['auto', 'float32', 'bfloat16']).default('auto'),
   seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
   detokenizerWorkers: positiveInt.max(64).default(2),
@@ -99,6 +105,7 @@ export interface EngineConfig {
   readonly device: 'cpu' | 'cuda';
   readonly enforceEager: boolean;
   readonly asyncScheduling: boolean;
+  readonly chatTemplate: string | undefined;
   readonly dtype: 'float32' | 'bfloat16';
   readonly seed: number;
   readonly detokenizerWorkers: number;
@@ -192,6 +199,7 @@ export function resolveEngineConfig(options: EngineOptions, machine: MachineInfo
     device,
     enforceEager: o.enforceEager,
     asyncScheduling: o.asyncScheduling,
+    chatTemplate: o.chatTemplate,
     dtype,
     seed: o.seed,
     detokenizerWorkers: o.detokenizerWorkers,

@@ -21,7 +21,7 @@ export async function createEngineParts(options: CreateEngineOptions): Promise<E
     { numCudaDevices: native.cudaDeviceCount(), cudaUnavailableReason: native.cudaUnavailableReason() },
   );
   // Read (and parsed) before the executor loads the weights: a broken template fails start-up fast.
-  const chatTemplate = await readChatTemplate(model.tokenizerDir);
+  const chatTemplate = await readChatTemplate(model.tokenizerDir, config.chatTemplate);
   const executor: NativeExecutor = new native.Executor({
     device: config.device,
     dtype: config.dtype,

@@ -63,14 +63,31 @@ function checkTemplate(source: string, file: string, field: string): void {
 }
 
 /**
- * Reads the chat template of the model in `tokenizerDir` (chat_template.jinja, else
- * tokenizer_config.json's chat_template) and the special tokens of tokenizer_config.json; null
- * when there is no template. Throws, naming the file, when a template does not parse.
+ * vLLM's --chat-template value: the path of a file holding the template, or the template itself
+ * (it has Jinja markup); anything else is an error, as a path with a typo would otherwise be
+ * served as a template that prints its own name.
  */
-export async function readChatTemplate(tokenizerDir: string): Promise<ChatTemplate | null> {
+async function templateOfOverride(value: string): Promise<{ template: string; origin: string }> {
+  if (existsSync(value)) return { template: await readFile(value, 'utf8'), origin: value };
+  if (/\{[{%#]/.test(value)) return { template: value, origin: '--chat-template' };
+  throw new Error(`--chat-template: '${value}' is neither a file nor a Jinja template`);
+}
+
+/**
+ * Reads the chat template of the model in `tokenizerDir` (chat_template.jinja, else
+ * tokenizer_config.json's chat_template), or `override` (--chat-template) instead, and the
+ * special tokens of tokenizer_config.json; null when there is no template. Throws, naming the
+ * file, when a template does not parse.
+ */
+export async function readChatTemplate(tokenizerDir: string, override?: string): Promise<ChatTemplate | null> {
   const file = path.join(tokenizerDir, 'tokenizer_config.json');
   const config = existsSync(file) ? await readJsonFile(file, tokenizerConfigSchema) : null;
   const tokens = { bosToken: tokenText(config?.bos_token), eosToken: tokenText(config?.eos_token) };
+  if (override !== undefined) {
+    const { template, origin } = await templateOfOverride(override);
+    checkTemplate(template, origin, 'the template');
+    return { template, ...tokens };
+  }
   const jinjaFile = path.join(tokenizerDir, 'chat_template.jinja');
   if (existsSync(jinjaFile)) {
     const template = await readFile(jinjaFile, 'utf8');

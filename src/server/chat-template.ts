@@ -88,7 +88,8 @@ export function renderChatPrompt(
   const chatTemplate = engine.chatTemplate;
   if (chatTemplate === null) {
     throw badRequest(
-      `the model ${engine.modelName} has no chat template (no chat_template.jinja, and tokenizer_config.json has no chat_template); use /v1/completions`,
+      `the model ${engine.modelName} has no chat template (no chat_template.jinja, and tokenizer_config.json has no chat_template); ` +
+        'use /v1/completions, or give the server one with --chat-template',
       'messages',
       'chat_template_missing',
     );

@@ -32,6 +32,8 @@ export interface EngineFlags {
   enforceEager?: boolean;
   /** undefined: the engine's default (on). */
   asyncScheduling?: boolean;
+  /** --chat-template: a file's path or the template itself; undefined: the model's own. */
+  chatTemplate?: string;
 }
 
 export interface LaunchedEngine {
@@ -91,6 +93,7 @@ export async function launchEngine(flags: EngineFlags, log: (line: string) => vo
     enablePrefixCaching: flags.enablePrefixCaching,
     enforceEager: flags.enforceEager,
     asyncScheduling: flags.asyncScheduling,
+    chatTemplate: flags.chatTemplate,
   };
   log(`loading ${isDemo ? 'the demo model' : source.name} on ${device}: ${describeWeights(source)}`);
   const engine = await Engine.create(options);

@@ -40,6 +40,11 @@ describe('Engine.create', () => {
         await engine.shutdown(1000);
       }
       await expect(Engine.create({ model: dir, numBlocks: 8, blockSize: 16, numThreads: 1 })).rejects.toThrow(/^--num-kv-blocks: 8 blocks/);
+      // --chat-template replaces the model's own; a bad one fails start-up.
+      const custom = await Engine.create({ model: dir, numBlocks: 64, blockSize: 16, numThreads: 1, detokenizerWorkers: 1, chatTemplate: '{{ messages[0].content }}!' });
+      expect(custom.chatTemplate?.template).toBe('{{ messages[0].content }}!');
+      await custom.shutdown(1000);
+      await expect(Engine.create({ model: dir, numBlocks: 64, blockSize: 16, numThreads: 1, chatTemplate: 'no-such-template.jinja' })).rejects.toThrow(/--chat-template/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -83,6 +83,18 @@ describe('the chat template of tokenizer_config.json', () => {
     expect(() => renderChatPrompt(engine, broken, false)).toThrow(/messages\[0\]\.tool_calls\[0\]\.function\.arguments is not valid JSON/);
   });
 
+  it('is replaced by --chat-template, a file or the template itself; a path that does not exist is an error', async () => {
+    const dir = tokenizerDir({ bos_token: '<s>' }); // a model without a template of its own
+    const file = path.join(dir, 'mine.jinja');
+    writeFileSync(file, `${GOOD_TEMPLATE}{# from a file #}`);
+    const fromFile = { modelName: 'm', chatTemplate: await readChatTemplate(dir, file) };
+    expect(renderChatPrompt(fromFile, [{ role: 'user', content: 'hi' }], true)).toBe('<s><user>hi<assistant>');
+    const literal = { modelName: 'm', chatTemplate: await readChatTemplate(dir, '{% for m in messages %}[{{ m.content }}]{% endfor %}') };
+    expect(renderChatPrompt(literal, [{ role: 'user', content: 'hi' }], false)).toBe('[hi]');
+    await expect(readChatTemplate(dir, path.join(dir, 'missing.jinja'))).rejects.toThrow(/--chat-template: '.*missing\.jinja' is neither a file nor a Jinja template/);
+    await expect(readChatTemplate(dir, '{% if %}')).rejects.toThrow(/--chat-template: the template is not a valid Jinja template/);
+  });
+
   it('is parsed once, when read: requests only render it', async () => {
     const dir = tokenizerDir({ chat_template: GOOD_TEMPLATE, bos_token: '<s>', eos_token: '</s>' });
     parses.count = 0;
