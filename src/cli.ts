@@ -71,6 +71,7 @@ function engineFlagsOf(values: Values, modelDir: string | null): EngineFlags {
     enablePrefixCaching: booleanPairOf(values, 'enable-prefix-caching'),
     asyncScheduling: booleanPairOf(values, 'async-scheduling'),
     chatTemplate: typeof values['chat-template'] === 'string' ? values['chat-template'] : undefined,
+    generationConfig: values['generation-config'] as EngineFlags['generationConfig'],
     enforceEager: values['enforce-eager'] === true ? true : undefined,
   };
 }

@@ -21,6 +21,7 @@ export const OPTION_FLAGS = {
   enforceEager: '--enforce-eager',
   asyncScheduling: '--async-scheduling',
   chatTemplate: '--chat-template',
+  generationConfig: '--generation-config',
   dtype: '--dtype',
   seed: '--seed',
   detokenizerWorkers: '--detokenizer-workers',
@@ -73,6 +74,12 @@ const optionsSchema = z.object({
    * model's own (for a model that has none, or to change it).
    */
   chatTemplate: z.string().min(1).optional(),
+  /**
+   * vLLM's --generation-config: 'auto' takes the model's generation_config.json sampling
+   * defaults (temperature, top_p, top_k, min_p, repetition_penalty, max_new_tokens) for
+   * requests that leave them out; 'vllm' ignores them.
+   */
+  generationConfig: z.enum(['auto', 'vllm']).default('auto'),
   dtype: z.enum(['auto', 'float32', 'bfloat16']).default('auto'),
   seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
   detokenizerWorkers: positiveInt.max(64).default(2),
@@ -106,6 +113,7 @@ export interface EngineConfig {
   readonly enforceEager: boolean;
   readonly asyncScheduling: boolean;
   readonly chatTemplate: string | undefined;
+  readonly generationConfig: 'auto' | 'vllm';
   readonly dtype: 'float32' | 'bfloat16';
   readonly seed: number;
   readonly detokenizerWorkers: number;
@@ -200,6 +208,7 @@ export function resolveEngineConfig(options: EngineOptions, machine: MachineInfo
     enforceEager: o.enforceEager,
     asyncScheduling: o.asyncScheduling,
     chatTemplate: o.chatTemplate,
+    generationConfig: o.generationConfig,
     dtype,
     seed: o.seed,
     detokenizerWorkers: o.detokenizerWorkers,

@@ -20,6 +20,7 @@ import {
   EngineInputError,
   type EngineClient,
   type EngineStats,
+  type ModelSamplingDefaults,
   type PromptInput,
   type RequestDelta,
   type RequestOutput,
@@ -44,6 +45,7 @@ export class Engine implements EngineClient {
   readonly maxModelLen: number;
   readonly vocabSize: number;
   readonly chatTemplate: ChatTemplate | null;
+  readonly samplingDefaults: ModelSamplingDefaults;
   readonly blockManager: BlockManager;
   readonly scheduler: Scheduler;
   private readonly executor: EngineParts['executor'];
@@ -73,6 +75,7 @@ export class Engine implements EngineClient {
     this.executor = parts.executor;
     this.pool = parts.pool;
     this.chatTemplate = parts.chatTemplate;
+    this.samplingDefaults = config.generationConfig === 'auto' ? config.model.samplingDefaults : {};
     this.modelName = config.model.name;
     this.maxModelLen = config.maxModelLen;
     this.vocabSize = config.model.config.vocabSize;

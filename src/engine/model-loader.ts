@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { readModelConfig, toIdList } from './model-config.ts';
 import { readJsonFile } from './json-file.ts';
 import { getPreset, tokenizerPackageDir } from './presets.ts';
-import type { ModelSource } from './types.ts';
+import type { ModelSamplingDefaults, ModelSource } from './types.ts';
 import { locateTensors } from './weights.ts';
 
 const tokenIds = z.union([z.number().int().nonnegative(), z.array(z.number().int().nonnegative())]);
@@ -17,10 +17,35 @@ const generationConfigSchema = z
   .object({
     bos_token_id: z.number().int().nonnegative().nullish(),
     eos_token_id: tokenIds.nullish(),
+    temperature: z.number().min(0).nullish(),
+    top_p: z.number().gt(0).max(1).nullish(),
+    top_k: z.number().int().nullish(),
+    min_p: z.number().min(0).max(1).nullish(),
+    repetition_penalty: z.number().gt(0).nullish(),
+    max_new_tokens: z.number().int().positive().nullish(),
   })
   .loose();
 
 type GenerationConfig = z.infer<typeof generationConfigSchema>;
+
+/**
+ * The sampling defaults of a generation config, as vLLM takes them: transformers'
+ * to_diff_dict() keeps only values that differ from GenerationConfig's own defaults
+ * (temperature 1, top_p 1, top_k 50, repetition_penalty 1), so a config that spells out
+ * top_k 50 leaves vLLM's top_k off.
+ */
+export function samplingDefaultsOf(generation: GenerationConfig | null): ModelSamplingDefaults {
+  const defaults: ModelSamplingDefaults = {};
+  if (!generation) return defaults;
+  const differs = (value: number | null | undefined, hfDefault: number | null): value is number => value !== undefined && value !== null && value !== hfDefault;
+  if (differs(generation.temperature, 1)) defaults.temperature = generation.temperature;
+  if (differs(generation.top_p, 1)) defaults.topP = generation.top_p;
+  if (differs(generation.top_k, 50)) defaults.topK = generation.top_k;
+  if (differs(generation.min_p, null)) defaults.minP = generation.min_p;
+  if (differs(generation.repetition_penalty, 1)) defaults.repetitionPenalty = generation.repetition_penalty;
+  if (differs(generation.max_new_tokens, null)) defaults.maxTokens = generation.max_new_tokens;
+  return defaults;
+}
 
 /** generation_config.json is optional; when present it must be valid. */
 async function readGenerationConfig(file: string): Promise<GenerationConfig | null> {
@@ -74,6 +99,7 @@ export async function loadModelSource(dir: string, options: LoadModelOptions = {
     bosTokenId,
     maxModelLen: parsed.maxModelLen,
     maxModelLenSource: parsed.maxModelLenSource,
+    samplingDefaults: samplingDefaultsOf(generation),
   };
 }
 
@@ -91,5 +117,6 @@ export function dummyModelSource(presetName: string, seed: number): ModelSource 
     bosTokenId: preset.bosTokenId,
     maxModelLen: preset.config.maxPositionEmbeddings,
     maxModelLenSource: `max_position_embeddings=${preset.config.maxPositionEmbeddings}`,
+    samplingDefaults: {},
   };
 }

@@ -162,6 +162,19 @@ export interface StepTiming {
 import type { NativeModelConfig, NativeWeights } from './native.ts';
 import type { ChatTemplate } from './tokenizer-config.ts';
 
+/**
+ * Sampling defaults a model's generation_config.json sets (vLLM's --generation-config auto):
+ * used for a request that leaves the field out. maxTokens (max_new_tokens) caps every request.
+ */
+export interface ModelSamplingDefaults {
+  temperature?: number;
+  topP?: number;
+  topK?: number;
+  minP?: number;
+  repetitionPenalty?: number;
+  maxTokens?: number;
+}
+
 /** A model ready to hand to the executor: from a HF directory (model-loader.ts) or a dummy preset. */
 export interface ModelSource {
   /** The HF directory, or null for a dummy preset. */
@@ -178,6 +191,8 @@ export interface ModelSource {
   maxModelLen: number;
   /** Where maxModelLen comes from, for messages (e.g. "max_position_embeddings=32768"). */
   maxModelLenSource: string;
+  /** From generation_config.json ({} when it sets none, or for a dummy preset). */
+  samplingDefaults: ModelSamplingDefaults;
 }
 
 /** Load and occupancy figures for /metrics and /health. */
@@ -218,6 +233,8 @@ export interface EngineClient {
   detokenize(tokenIds: number[]): Promise<string>;
   /** The chat template from tokenizer_config.json, if any, and its special tokens. */
   readonly chatTemplate: ChatTemplate | null;
+  /** Defaults for fields a request leaves out (the model's generation config; {} with --generation-config vllm). */
+  readonly samplingDefaults: ModelSamplingDefaults;
   stats(): EngineStats;
   /** Stops accepting requests, lets running ones finish (up to timeoutMs), then frees everything. */
   shutdown(timeoutMs: number): Promise<void>;

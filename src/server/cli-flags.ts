@@ -48,6 +48,7 @@ export const ENGINE_FLAGS: FlagTable = {
   // vLLM spells the pair as one argparse BooleanOptionalAction; Node 20's parseArgs has no negation.
   'enable-prefix-caching': { kind: 'boolean', help: 'Reuse the KV blocks of a prompt prefix that an earlier request computed', defaultText: 'on' },
   'no-enable-prefix-caching': { kind: 'boolean', help: 'Turn prefix caching off' },
+  'generation-config': { kind: 'string', choices: ['auto', 'vllm'], help: "auto: the model's generation_config.json sets the sampling defaults of requests that leave them out; vllm: vLLM's own defaults", defaultText: 'auto' },
   'chat-template': { kind: 'string', help: "A Jinja chat template (a file's path, or the template itself) used instead of the model's", defaultText: "the model's (chat_template.jinja or tokenizer_config.json)" },
   'async-scheduling': { kind: 'boolean', help: 'Schedule and pack the next step while the current one runs, so the device never waits for the host between steps', defaultText: 'on' },
   'no-async-scheduling': { kind: 'boolean', help: 'One step at a time: the device waits while the host schedules, packs and postprocesses' },

@@ -34,6 +34,8 @@ export interface EngineFlags {
   asyncScheduling?: boolean;
   /** --chat-template: a file's path or the template itself; undefined: the model's own. */
   chatTemplate?: string;
+  /** --generation-config; undefined: the engine's default ('auto'). */
+  generationConfig?: 'auto' | 'vllm';
 }
 
 export interface LaunchedEngine {
@@ -94,9 +96,15 @@ export async function launchEngine(flags: EngineFlags, log: (line: string) => vo
     enforceEager: flags.enforceEager,
     asyncScheduling: flags.asyncScheduling,
     chatTemplate: flags.chatTemplate,
+    generationConfig: flags.generationConfig,
   };
   log(`loading ${isDemo ? 'the demo model' : source.name} on ${device}: ${describeWeights(source)}`);
   const engine = await Engine.create(options);
+  const defaults = Object.entries(engine.samplingDefaults);
+  if (defaults.length > 0) {
+    // As vLLM warns: requests without these fields do not get vLLM's (or OpenAI's) defaults.
+    log(`sampling defaults from the model's generation_config.json: ${defaults.map(([k, v]) => `${k} ${v}`).join(', ')} (--generation-config vllm to ignore them)`);
+  }
   return {
     engine,
     modelRoot: source.dir ?? source.name,

@@ -3,7 +3,7 @@
  * context length (prompt + max_tokens ≤ max_model_len), ids inside the vocabulary, min ≤ max.
  * Everything here runs before a stream's first byte, so every refusal is a clean 400.
  */
-import { DEFAULT_SAMPLING_PARAMS, type SamplingParams } from '../engine/types.ts';
+import { DEFAULT_SAMPLING_PARAMS, type ModelSamplingDefaults, type SamplingParams } from '../engine/types.ts';
 import { badRequest } from './errors.ts';
 
 /** The sampling fields both endpoints share (see schemas.ts), already type-checked. */
@@ -32,6 +32,8 @@ export interface TokenBudget {
   requestedMaxTokens: number | null;
   /** Used when none is asked: 16 for completions, Infinity (= the rest of the context) for chat. */
   defaultMaxTokens: number;
+  /** The model's max_new_tokens (generation config): caps every request, asked or not, as in vLLM. */
+  modelMaxTokens?: number;
   numPromptTokens: number;
   maxModelLen: number;
   /** 'prompt' or 'messages': named in the error when the prompt alone is too long. */
@@ -55,11 +57,12 @@ export function resolveMaxTokens(budget: TokenBudget): number {
   if (numLeft < 1) {
     throw contextLengthError(budget, budget.numPromptTokens + 1, 1, budget.promptParam);
   }
-  if (budget.requestedMaxTokens === null) return Math.min(budget.defaultMaxTokens, numLeft);
+  const modelCap = budget.modelMaxTokens ?? Number.POSITIVE_INFINITY;
+  if (budget.requestedMaxTokens === null) return Math.min(budget.defaultMaxTokens, numLeft, modelCap);
   if (budget.requestedMaxTokens > numLeft) {
     throw contextLengthError(budget, budget.numPromptTokens + budget.requestedMaxTokens, budget.requestedMaxTokens, budget.maxTokensParam);
   }
-  return budget.requestedMaxTokens;
+  return Math.min(budget.requestedMaxTokens, modelCap);
 }
 
 export function checkTokenIdsInVocab(tokenIds: readonly number[], vocabSize: number, param: string): void {
@@ -97,11 +100,16 @@ export function toLogitBias(fields: Pick<SamplingFields, 'logit_bias'>, vocabSiz
   return logitBias;
 }
 
+/**
+ * `defaults`: the model's generation-config defaults, for the fields a request leaves out (then
+ * vLLM's own defaults).
+ */
 export function toSamplingParams(
   fields: SamplingFields,
   maxTokens: number,
   logprobs: number | null,
   vocabSize: number,
+  defaults: ModelSamplingDefaults = {},
 ): SamplingParams {
   const minTokens = fields.min_tokens ?? DEFAULT_SAMPLING_PARAMS.minTokens;
   if (minTokens > maxTokens) {
@@ -111,17 +119,17 @@ export function toSamplingParams(
   checkTokenIdsInVocab(stopTokenIds, vocabSize, 'stop_token_ids');
   const stop = typeof fields.stop === 'string' ? [fields.stop] : (fields.stop ?? []);
   if (stop.some((s) => s.length === 0)) throw badRequest('stop strings must not be empty', 'stop', 'invalid_value');
-  const topK = fields.top_k ?? DEFAULT_SAMPLING_PARAMS.topK;
+  const topK = fields.top_k ?? defaults.topK ?? DEFAULT_SAMPLING_PARAMS.topK;
   return {
     maxTokens,
     minTokens,
-    temperature: fields.temperature ?? DEFAULT_SAMPLING_PARAMS.temperature,
-    topP: fields.top_p ?? DEFAULT_SAMPLING_PARAMS.topP,
+    temperature: fields.temperature ?? defaults.temperature ?? DEFAULT_SAMPLING_PARAMS.temperature,
+    topP: fields.top_p ?? defaults.topP ?? DEFAULT_SAMPLING_PARAMS.topP,
     topK: topK === -1 ? 0 : topK,
-    minP: fields.min_p ?? DEFAULT_SAMPLING_PARAMS.minP,
+    minP: fields.min_p ?? defaults.minP ?? DEFAULT_SAMPLING_PARAMS.minP,
     presencePenalty: fields.presence_penalty ?? DEFAULT_SAMPLING_PARAMS.presencePenalty,
     frequencyPenalty: fields.frequency_penalty ?? DEFAULT_SAMPLING_PARAMS.frequencyPenalty,
-    repetitionPenalty: fields.repetition_penalty ?? DEFAULT_SAMPLING_PARAMS.repetitionPenalty,
+    repetitionPenalty: fields.repetition_penalty ?? defaults.repetitionPenalty ?? DEFAULT_SAMPLING_PARAMS.repetitionPenalty,
     seed: fields.seed ?? undefined,
     stop,
     stopTokenIds,

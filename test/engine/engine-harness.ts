@@ -51,6 +51,7 @@ export function fakeModelSource(): ModelSource {
     bosTokenId: 1,
     maxModelLen: 2048,
     maxModelLenSource: 'max_position_embeddings=2048',
+    samplingDefaults: {},
   };
 }
 

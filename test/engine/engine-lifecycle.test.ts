@@ -3,7 +3,7 @@
  * chat template), per-step timings and the onStep hook, the idle loop, and shutdown
  * (running requests finish within the timeout; later ones are refused; late ones aborted).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -40,6 +40,14 @@ describe('Engine.create', () => {
         await engine.shutdown(1000);
       }
       await expect(Engine.create({ model: dir, numBlocks: 8, blockSize: 16, numThreads: 1 })).rejects.toThrow(/^--num-kv-blocks: 8 blocks/);
+      // The model's generation-config sampling defaults, unless --generation-config vllm.
+      const generationFile = path.join(dir, 'generation_config.json');
+      writeFileSync(generationFile, JSON.stringify({ ...JSON.parse(readFileSync(generationFile, 'utf8')), temperature: 0.7, top_p: 0.8 }));
+      for (const [generationConfig, want] of [['auto', { temperature: 0.7, topP: 0.8 }], ['vllm', {}]] as const) {
+        const e = await Engine.create({ model: dir, numBlocks: 64, blockSize: 16, numThreads: 1, detokenizerWorkers: 1, generationConfig });
+        expect(e.samplingDefaults, generationConfig).toEqual(want);
+        await e.shutdown(1000);
+      }
       // --chat-template replaces the model's own; a bad one fails start-up.
       const custom = await Engine.create({ model: dir, numBlocks: 64, blockSize: 16, numThreads: 1, detokenizerWorkers: 1, chatTemplate: '{{ messages[0].content }}!' });
       expect(custom.chatTemplate?.template).toBe('{{ messages[0].content }}!');

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { resolveEngineConfig } from '../../src/engine/config.ts';
-import { dummyModelSource, loadModelSource } from '../../src/engine/model-loader.ts';
+import { dummyModelSource, loadModelSource, samplingDefaultsOf } from '../../src/engine/model-loader.ts';
 import { MODEL_PRESETS } from '../../src/engine/presets.ts';
 import { f32ToBf16Bits, f32ToF16Bits } from '../../src/tools/safetensors-writer.ts';
 import { writeRandomModel, type RandomModelOptions } from '../../src/tools/write-random-model.ts';
@@ -287,6 +287,20 @@ describe('config.json variants', () => {
     await expectLoadError(dir, file, 'hidden_act', 'gelu');
     editJson(file, (c) => { c.hidden_act = 'silu'; c.rope_scaling = { rope_type: 'llama3', factor: 8 }; });
     await expectLoadError(dir, file, 'rope_scaling.low_freq_factor');
+  });
+
+  it('takes sampling defaults from generation_config.json as vLLM does (only values that differ from transformers\' defaults)', async () => {
+    expect(samplingDefaultsOf(null)).toEqual({});
+    // Llama-3.1-Instruct's: temperature 0.6, top_p 0.9; top_k 50 is transformers' own default, so vLLM leaves top_k off.
+    expect(samplingDefaultsOf({ temperature: 0.6, top_p: 0.9, top_k: 50, do_sample: true })).toEqual({ temperature: 0.6, topP: 0.9 });
+    expect(samplingDefaultsOf({ temperature: 1, top_p: 1, repetition_penalty: 1.05, top_k: 20, min_p: 0, max_new_tokens: 2048 })).toEqual({
+      repetitionPenalty: 1.05, topK: 20, minP: 0, maxTokens: 2048,
+    });
+    const dir = makeModel({ arch: 'qwen3' });
+    editJson(path.join(dir, 'generation_config.json'), (c) => { c.temperature = 0.6; c.top_k = 20; c.top_p = 0.95; });
+    expect((await loadModelSource(dir)).samplingDefaults).toEqual({ temperature: 0.6, topK: 20, topP: 0.95 });
+    editJson(path.join(dir, 'generation_config.json'), (c) => { c.top_p = 2; });
+    await expectLoadError(dir, path.join(dir, 'generation_config.json'), 'top_p');
   });
 
   it('caps the context at a sliding window (Mistral v0.1 style) and says so; not when Qwen has it off', async () => {

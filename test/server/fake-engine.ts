@@ -8,6 +8,7 @@ import {
   EngineInputError,
   type EngineClient,
   type EngineStats,
+  type ModelSamplingDefaults,
   type PromptInput,
   type RequestDelta,
   type SamplingParams,
@@ -37,6 +38,8 @@ export interface FakeEngineOptions {
   numBlocks?: number;
   /** A chat template of the test's own (default: one that renders roles, contents and the generation prompt). */
   chatTemplate?: string;
+  /** The model's generation-config defaults (default: none). */
+  samplingDefaults?: ModelSamplingDefaults;
 }
 
 export class FakeEngine implements EngineClient {
@@ -44,6 +47,9 @@ export class FakeEngine implements EngineClient {
   readonly maxModelLen: number;
   readonly vocabSize = 260;
   readonly chatTemplate: { template: string; bosToken: string; eosToken: string };
+  readonly samplingDefaults: ModelSamplingDefaults;
+  /** The params of every request added, in order (for assertions). */
+  readonly addedParams: SamplingParams[] = [];
   isAlive = true;
   /** Every requestId ever added, and every one aborted (for assertions). */
   readonly addedRequestIds: string[] = [];
@@ -57,6 +63,7 @@ export class FakeEngine implements EngineClient {
 
   constructor(options: FakeEngineOptions = {}) {
     this.maxModelLen = options.maxModelLen ?? 128;
+    this.samplingDefaults = options.samplingDefaults ?? {};
     this.#tokenIntervalMs = options.tokenIntervalMs ?? 0;
     this.#numBlocks = options.numBlocks ?? 100_000;
     this.chatTemplate = { template: options.chatTemplate ?? DEFAULT_CHAT_TEMPLATE, bosToken: '<s>', eosToken: '</s>' };
@@ -75,6 +82,7 @@ export class FakeEngine implements EngineClient {
     const request: FakeRequest = { requestId, output: [], isAborted: false, numBlocks: 0 };
     this.#requests.set(requestId, request);
     this.addedRequestIds.push(requestId);
+    this.addedParams.push(params);
     this.#allocate(request, promptTokenIds.length);
     return this.#generate(request, promptTokenIds, params);
   }

@@ -72,10 +72,11 @@ export function chatRoutes(ctx: AppContext): Hono {
       defaultMaxTokens: Number.POSITIVE_INFINITY,
       numPromptTokens: prompt.tokenIds.length,
       maxModelLen: ctx.engine.maxModelLen,
+      modelMaxTokens: ctx.engine.samplingDefaults.maxTokens,
       promptParam: 'messages',
       maxTokensParam: body.max_completion_tokens ? 'max_completion_tokens' : 'max_tokens',
     });
-    const params = toSamplingParams(body, maxTokens, numTopLogprobs, ctx.engine.vocabSize);
+    const params = toSamplingParams(body, maxTokens, numTopLogprobs, ctx.engine.vocabSize, ctx.engine.samplingDefaults);
     const n = body.n ?? 1;
     const specs = Array.from({ length: n }, (_, sampleIndex) => ({
       promptIndex: 0,

@@ -24,10 +24,11 @@ function buildSpecs(ctx: AppContext, body: CompletionRequest, prompts: ResolvedP
       defaultMaxTokens: DEFAULT_COMPLETION_MAX_TOKENS,
       numPromptTokens: prompt.tokenIds.length,
       maxModelLen: ctx.engine.maxModelLen,
+      modelMaxTokens: ctx.engine.samplingDefaults.maxTokens,
       promptParam: 'prompt',
       maxTokensParam: 'max_tokens',
     });
-    const params = toSamplingParams(body, maxTokens, logprobs, ctx.engine.vocabSize);
+    const params = toSamplingParams(body, maxTokens, logprobs, ctx.engine.vocabSize, ctx.engine.samplingDefaults);
     return Array.from({ length: n }, (_, sampleIndex) => ({
       promptIndex,
       promptTokenIds: prompt.tokenIds,
