@@ -12,8 +12,9 @@ import { fileURLToPath } from 'node:url';
 import { EngineConfigError } from './engine/config.ts';
 import { DEFAULT_SAMPLING_PARAMS } from './engine/types.ts';
 import { createApp } from './server/app.ts';
+import { DEFAULT_CORS } from './server/cors.ts';
 import {
-  CliUsageError, formatFlagHelp, GENERATE_FLAGS, parseCommandLine, booleanPairOf, SERVE_FLAGS, type FlagValue,
+  CliUsageError, formatFlagHelp, GENERATE_FLAGS, jsonListOf, parseCommandLine, booleanPairOf, SERVE_FLAGS, type FlagValue,
 } from './server/cli-flags.ts';
 import { launchEngine, type EngineFlags } from './server/engine-launch.ts';
 import { Lifecycle } from './server/lifecycle.ts';
@@ -92,6 +93,12 @@ async function serveCommand(args: string[]): Promise<number> {
     modelRoot: launched.modelRoot,
     apiKey: (values['api-key'] as string | undefined) ?? null,
     lifecycle,
+    cors: {
+      allowedOrigins: jsonListOf(values, 'allowed-origins') ?? DEFAULT_CORS.allowedOrigins,
+      allowedMethods: jsonListOf(values, 'allowed-methods') ?? DEFAULT_CORS.allowedMethods,
+      allowedHeaders: jsonListOf(values, 'allowed-headers') ?? DEFAULT_CORS.allowedHeaders,
+      allowCredentials: values['allow-credentials'] === true,
+    },
   });
   const server = await listen(app, (values.host as string | undefined) ?? '0.0.0.0', num(values, 'port') ?? 8000, log);
   exitOnSignals({ server, engine: launched.engine, lifecycle, shutdownTimeoutMs: (num(values, 'shutdown-timeout') ?? 30) * 1000, log });

@@ -8,6 +8,7 @@ import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { EngineInputError, type EngineClient } from '../engine/types.ts';
 import type { AppContext } from './context.ts';
+import { corsMiddleware, DEFAULT_CORS, type CorsOptions } from './cors.ts';
 import { ApiError, type ApiErrorBody, serviceUnavailable } from './errors.ts';
 import { Lifecycle } from './lifecycle.ts';
 import { ServerMetrics } from './metrics.ts';
@@ -27,6 +28,8 @@ export interface AppOptions {
   apiKey?: string | null;
   /** Shared with whoever drains the server on SIGTERM; a fresh one by default. */
   lifecycle?: Lifecycle;
+  /** Cross-origin requests (vLLM's --allowed-origins...); default: any origin, no credentials. */
+  cors?: CorsOptions;
 }
 
 /** Any thrown value → the ApiError the client sees. Unexpected ones are logged: they are bugs. */
@@ -76,6 +79,9 @@ export function createApp(options: AppOptions): { app: Hono; ctx: AppContext } {
     return c.json(apiError.toBody(), 404);
   });
 
+  // First: a browser's preflight (OPTIONS) is answered here, before the API key or a drain
+  // would refuse it, as vLLM's CORS middleware answers it before its own checks.
+  app.use('*', corsMiddleware(options.cors ?? DEFAULT_CORS));
   // While draining (SIGTERM), everything new is refused; /metrics stays readable for the scraper.
   // A request counts as in flight from here, so a drain waits for one still reading its body or
   // tokenizing its prompt; a streamed response holds a second slot until its last byte (job-response.ts).

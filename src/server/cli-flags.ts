@@ -59,6 +59,10 @@ export const SERVE_FLAGS: FlagTable = {
   port: { kind: 'int', min: 0, max: 65535, help: 'Port to listen on (0: any free port)', defaultText: '8000' },
   'served-model-name': { kind: 'string', multiple: true, help: 'Name(s) the model answers to in `model` (repeat the flag for more)', defaultText: "the model directory's name" },
   'api-key': { kind: 'string', help: 'Require `Authorization: Bearer KEY` on /v1/*', defaultText: 'none' },
+  'allowed-origins': { kind: 'string', help: 'CORS: origins allowed, a JSON list as vLLM takes it (e.g. \'["https://a.example"]\')', defaultText: '["*"]' },
+  'allowed-methods': { kind: 'string', help: 'CORS: methods allowed, a JSON list', defaultText: '["*"]' },
+  'allowed-headers': { kind: 'string', help: 'CORS: request headers allowed, a JSON list', defaultText: '["*"]' },
+  'allow-credentials': { kind: 'boolean', help: 'CORS: allow credentials (cookies, Authorization) in cross-origin requests', defaultText: 'off' },
   'shutdown-timeout': { kind: 'number', min: 0, help: 'Seconds a SIGTERM waits for requests in flight before aborting them', defaultText: '30' },
   ...ENGINE_FLAGS,
 };
@@ -144,4 +148,20 @@ export function formatFlagHelp(table: FlagTable): string {
   });
   const width = Math.max(...rows.map(([left]) => left.length)) + 2;
   return rows.map(([left, right]) => `${left.padEnd(width)}${right}`).join('\n');
+}
+
+/** A CORS list flag: a JSON list of strings, as vLLM parses it; undefined when not given. */
+export function jsonListOf(values: Readonly<Record<string, FlagValue | undefined>>, name: string): string[] | undefined {
+  const raw = values[name];
+  if (raw === undefined) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(String(raw));
+  } catch {
+    throw new CliUsageError(`--${name}: '${String(raw)}' is not a JSON list (e.g. '["*"]')`);
+  }
+  if (!Array.isArray(parsed) || !parsed.every((item) => typeof item === 'string')) {
+    throw new CliUsageError(`--${name}: '${String(raw)}' must be a JSON list of strings`);
+  }
+  return parsed;
 }
