@@ -13,6 +13,7 @@ import { EngineConfigError } from './engine/config.ts';
 import { DEFAULT_SAMPLING_PARAMS } from './engine/types.ts';
 import { createApp } from './server/app.ts';
 import { DEFAULT_CORS } from './server/cors.ts';
+import { StatsLogger } from './server/stats-logger.ts';
 import {
   CliUsageError, formatFlagHelp, GENERATE_FLAGS, jsonListOf, parseCommandLine, booleanPairOf, SERVE_FLAGS, type FlagValue,
 } from './server/cli-flags.ts';
@@ -87,7 +88,7 @@ async function serveCommand(args: string[]): Promise<number> {
   const launched = await launchEngine(flags, log);
   const lifecycle = new Lifecycle();
   const servedModelNames = (values['served-model-name'] as string[] | undefined) ?? [launched.defaultServedName];
-  const { app } = createApp({
+  const { app, ctx } = createApp({
     engine: launched.engine,
     servedModelNames,
     modelRoot: launched.modelRoot,
@@ -105,6 +106,7 @@ async function serveCommand(args: string[]): Promise<number> {
   const config = launched.engine.config;
   log(`model ${servedModelNames.join(', ')}: max_model_len ${config.maxModelLen}, ${launched.engine.stats().numBlocks} KV blocks of ${config.blockSize} tokens, ${config.device} ${config.dtype}`);
   log(`serving at ${server.url} (OpenAI API under ${server.url}/v1)`);
+  if (values['disable-log-stats'] !== true) new StatsLogger(launched.engine, ctx.metrics, log).start();
   return -1;
 }
 

@@ -62,6 +62,7 @@ export const SERVE_FLAGS: FlagTable = {
   'allowed-origins': { kind: 'string', help: 'CORS: origins allowed, a JSON list as vLLM takes it (e.g. \'["https://a.example"]\')', defaultText: '["*"]' },
   'allowed-methods': { kind: 'string', help: 'CORS: methods allowed, a JSON list', defaultText: '["*"]' },
   'allowed-headers': { kind: 'string', help: 'CORS: request headers allowed, a JSON list', defaultText: '["*"]' },
+  'disable-log-stats': { kind: 'boolean', help: 'Do not log the throughput, queue and KV-cache line every 10 s', defaultText: 'logged while busy' },
   'allow-credentials': { kind: 'boolean', help: 'CORS: allow credentials (cookies, Authorization) in cross-origin requests', defaultText: 'off' },
   'shutdown-timeout': { kind: 'number', min: 0, help: 'Seconds a SIGTERM waits for requests in flight before aborting them', defaultText: '30' },
   ...ENGINE_FLAGS,

@@ -146,9 +146,15 @@ export class ServerMetrics {
   /** Counted as tokens reach the server, so requests a client abandons still count theirs. */
   addGenerationTokens(numTokens: number): void {
     this.#generationTokens.inc(this.#labels, numTokens);
+    this.numGenerationTokens += numTokens;
   }
 
   addPromptTokens(numTokens: number): void {
     this.#promptTokens.inc(this.#labels, numTokens);
+    this.numPromptTokens += numTokens;
   }
+
+  /** The two token counters' values, for the periodic stats line (stats-logger.ts). */
+  numPromptTokens = 0;
+  numGenerationTokens = 0;
 }
