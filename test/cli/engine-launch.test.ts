@@ -30,7 +30,7 @@ vi.mock('../../src/engine/engine.ts', () => ({
   Engine: {
     create: (options: unknown) => {
       created.push(options);
-      return Promise.resolve({ options });
+      return Promise.resolve({ options, samplingDefaults: {} });
     },
   },
 }));
