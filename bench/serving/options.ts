@@ -5,6 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import { checkModelChoice, modelChoiceFields } from '../lib/model-choice.ts';
 import { DEFAULT_DATASET } from '../throughput/options.ts';
 
 const positiveInt = z.coerce.number().int().positive();
@@ -67,10 +68,7 @@ export const servingOptionsSchema = z
     outputJson: z.string().optional(),
     progress: z.boolean().default(true),
 
-    /** A Hugging Face model directory; or loadFormat 'dummy' with preset. */
-    model: z.string().optional(),
-    loadFormat: z.enum(['auto', 'dummy']).default('auto'),
-    preset: z.string().optional(),
+    ...modelChoiceFields,
     device: z.enum(['auto', 'cpu', 'cuda']).optional(),
     dtype: z.enum(['auto', 'float32', 'bfloat16']).optional(),
     maxNumSeqs: positiveInt.optional(),
@@ -105,12 +103,7 @@ export const servingOptionsSchema = z
     if (o.tokenizer !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['tokenizer'], message: 'only with --base-url: the in-process server uses its model\'s tokenizer' });
     }
-    if (o.loadFormat === 'dummy' && !o.preset) {
-      ctx.addIssue({ code: 'custom', path: ['preset'], message: '--load-format dummy needs --preset (llama-3.1-8b, llama-2-13b, qwen3-8b, tiny)' });
-    }
-    if (o.loadFormat === 'auto' && !o.model) {
-      ctx.addIssue({ code: 'custom', path: ['model'], message: 'give --model DIR, or --load-format dummy --preset NAME, or --base-url URL of a running server' });
-    }
+    checkModelChoice(o, ctx, ', or --base-url URL of a running server');
   });
 
 export type ServingOptions = z.output<typeof servingOptionsSchema>;

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import { checkModelChoice, modelChoiceFields } from '../lib/model-choice.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 /** The shared data folder sits beside the repository (here and, via .device/env.sh, on the GPU machine). */
@@ -21,10 +22,7 @@ export const throughputOptionsSchema = z
     /** Random mode: both set = prompts of inputLen random ids, outputLen tokens each. */
     inputLen: positiveInt.optional(),
     outputLen: positiveInt.optional(),
-    /** A Hugging Face model directory; or loadFormat 'dummy' with preset. */
-    model: z.string().optional(),
-    loadFormat: z.enum(['auto', 'dummy']).default('auto'),
-    preset: z.string().optional(),
+    ...modelChoiceFields,
     device: z.enum(['auto', 'cpu', 'cuda']).default('auto'),
     dtype: z.enum(['auto', 'float32', 'bfloat16']).default('auto'),
     maxNumSeqs: positiveInt.optional(),
@@ -54,12 +52,7 @@ export const throughputOptionsSchema = z
     if ((o.inputLen === undefined) !== (o.outputLen === undefined)) {
       ctx.addIssue({ code: 'custom', path: ['inputLen'], message: '--input-len and --output-len go together (random mode)' });
     }
-    if (o.loadFormat === 'dummy' && !o.preset) {
-      ctx.addIssue({ code: 'custom', path: ['preset'], message: '--load-format dummy needs --preset (llama-3.1-8b, llama-2-13b, qwen3-8b, tiny)' });
-    }
-    if (o.loadFormat === 'auto' && !o.model) {
-      ctx.addIssue({ code: 'custom', path: ['model'], message: 'give --model DIR, or --load-format dummy --preset NAME' });
-    }
+    checkModelChoice(o, ctx);
   });
 
 export type ThroughputOptions = z.output<typeof throughputOptionsSchema>;

@@ -23,6 +23,7 @@
 // Rows with a NaN or +inf logit, or only -inf ones, go to the reference: its order-dependent
 // results there are not worth reproducing.
 #include "cpu/sampler.h"
+#include "cpu/sampler_steps.h"
 
 #include <algorithm>
 #include <atomic>
@@ -325,38 +326,6 @@ struct RowScratch {
   std::vector<int32_t> ids;        // top_p: the ids of the bucket being refined
 };
 
-// Step 0 of sampling_math.h: the row's logit adjustments, logit_bias values added and
-// min_tokens bans set to -inf, which every later step keeps (penalties, temperature and masks
-// leave -inf as it is; its weight is 0). The executor checked each id occurs once in the row.
-void ApplyLogitAdjusts(const StepBatch& b, int32_t s, RowScratch& sc) {
-  for (int32_t i = b.logit_adjust_offsets[s]; i < b.logit_adjust_offsets[s + 1]; ++i) {
-    float& logit = sc.logits[b.logit_adjust_tokens[i]];
-    logit = AdjustLogit(logit, b.logit_adjust_values[i]);
-  }
-}
-
-// Steps 1-2 of sampling_math.h: penalties from the row's token history, applied to the
-// (already adjusted) logits in sc.logits.
-void ApplyPenalties(const StepBatch& b, int32_t s, RowScratch& sc) {
-  const float rep = b.repetition_penalty[s], pres = b.presence_penalty[s], freq = b.frequency_penalty[s];
-  if (rep == 1.f && pres == 0.f && freq == 0.f) return;
-  const int32_t begin = b.penalty_offsets[s], end = b.penalty_offsets[s + 1];
-  const int32_t output_begin = begin + b.penalty_prompt_lens[s];
-  const int32_t* tokens = b.penalty_tokens;
-  for (int32_t i = begin; i < end; ++i) sc.in_history[tokens[i]] = 1;
-  for (int32_t i = output_begin; i < end; ++i) ++sc.out_count[tokens[i]];
-  for (int32_t i = begin; i < end; ++i) {
-    const int32_t id = tokens[i];
-    if (sc.in_history[id] != 1) continue;  // each distinct token once
-    sc.in_history[id] = 2;
-    sc.logits[id] = PenalizeLogit(sc.logits[id], rep, true, sc.out_count[id], pres, freq);
-  }
-  for (int32_t i = begin; i < end; ++i) {
-    sc.in_history[tokens[i]] = 0;
-    sc.out_count[tokens[i]] = 0;
-  }
-}
-
 // ---- Masks ----------------------------------------------------------------------------------
 
 // top_k: the k-th largest value of l (0 < k < n), counting repeats, as nth_element over the
@@ -640,8 +609,8 @@ void SampleRow(const StepBatch& b, int32_t s, const float* raw, int32_t vocab, c
   bool no_nan;
   if (has_adjusts || has_penalties) {
     std::memcpy(sc.logits.data(), raw, sizeof(float) * vocab);
-    ApplyLogitAdjusts(b, s, sc);
-    ApplyPenalties(b, s, sc);
+    ApplyLogitAdjusts(b, s, sc.logits.data());
+    ApplyPenalties(b, s, sc.logits.data(), sc.in_history.data(), sc.out_count.data());
     no_nan = ScaleAndMax(sc.logits.data(), sc.logits.data(), vocab, t, !greedy, &mx);
   } else if (greedy) {
     l = raw;

@@ -4,6 +4,7 @@
 // cover (non-finite logits, a top_p cut-off too close to call). Keep it plain: it is the
 // definition, not the fast path.
 #include "cpu/sampler.h"
+#include "cpu/sampler_steps.h"
 
 #include <algorithm>
 #include <cmath>
@@ -30,38 +31,6 @@ struct RowScratch {
 // Best first: larger logit, ties -> lower id.
 bool CandidateRanksBefore(const std::pair<float, int32_t>& a, const std::pair<float, int32_t>& b) {
   return RanksBefore(a.first, a.second, b.first, b.second);
-}
-
-// Step 0 of sampling_math.h: the row's logit adjustments, logit_bias values added and
-// min_tokens bans set to -inf, which every later step keeps (penalties, temperature and masks
-// leave -inf as it is; its weight is 0). The executor checked each id occurs once in the row.
-void ApplyLogitAdjusts(const StepBatch& b, int32_t s, RowScratch& sc) {
-  for (int32_t i = b.logit_adjust_offsets[s]; i < b.logit_adjust_offsets[s + 1]; ++i) {
-    float& logit = sc.logits[b.logit_adjust_tokens[i]];
-    logit = AdjustLogit(logit, b.logit_adjust_values[i]);
-  }
-}
-
-// Steps 1-2 of sampling_math.h: penalties from the row's token history, applied to the
-// (already adjusted) logits in sc.logits.
-void ApplyPenalties(const StepBatch& b, int32_t s, RowScratch& sc) {
-  const float rep = b.repetition_penalty[s], pres = b.presence_penalty[s], freq = b.frequency_penalty[s];
-  if (rep == 1.f && pres == 0.f && freq == 0.f) return;
-  const int32_t begin = b.penalty_offsets[s], end = b.penalty_offsets[s + 1];
-  const int32_t output_begin = begin + b.penalty_prompt_lens[s];
-  const int32_t* tokens = b.penalty_tokens;
-  for (int32_t i = begin; i < end; ++i) sc.in_history[tokens[i]] = 1;
-  for (int32_t i = output_begin; i < end; ++i) ++sc.out_count[tokens[i]];
-  for (int32_t i = begin; i < end; ++i) {
-    const int32_t id = tokens[i];
-    if (sc.in_history[id] != 1) continue;  // each distinct token once
-    sc.in_history[id] = 2;
-    sc.logits[id] = PenalizeLogit(sc.logits[id], rep, true, sc.out_count[id], pres, freq);
-  }
-  for (int32_t i = begin; i < end; ++i) {
-    sc.in_history[tokens[i]] = 0;
-    sc.out_count[tokens[i]] = 0;
-  }
 }
 
 // Step 5: marks the tokens that survive top_k, top_p and min_p in sc.kept, from the processed
@@ -122,8 +91,8 @@ void ApplyMasks(const StepBatch& b, int32_t s, int32_t vocab, RowScratch& sc) {
 void SampleRow(const StepBatch& b, int32_t s, const float* raw, int32_t vocab, const StepResult& r,
                RowScratch& sc) {
   sc.logits.assign(raw, raw + vocab);
-  ApplyLogitAdjusts(b, s, sc);
-  ApplyPenalties(b, s, sc);
+  ApplyLogitAdjusts(b, s, sc.logits.data());
+  ApplyPenalties(b, s, sc.logits.data(), sc.in_history.data(), sc.out_count.data());
   const float temperature = b.temperature[s];
   const bool greedy = IsGreedy(temperature);
   float* l = sc.logits.data();
