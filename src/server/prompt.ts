@@ -55,3 +55,23 @@ export async function resolveChatPrompt(
   const text = renderChatPrompt(engine, messages, addGenerationPrompt, options);
   return tokenizeText(engine, text, addSpecialTokens, 'messages');
 }
+
+/**
+ * vLLM's truncate_prompt_tokens: keep only the last k tokens of the prompt (-1: max_model_len of
+ * them), so an over-long prompt is cut from the left instead of refused. A truncated prompt has
+ * no text of its own any more: echo decodes the tokens the model saw.
+ */
+export function truncatePrompt(prompt: ResolvedPrompt, truncateTokens: number | null | undefined, maxModelLen: number): ResolvedPrompt {
+  if (truncateTokens === undefined || truncateTokens === null) return prompt;
+  const keep = truncateTokens === -1 ? maxModelLen : truncateTokens;
+  if (keep > maxModelLen) {
+    throw badRequest(
+      `truncate_prompt_tokens value (${keep}) is greater than max_model_len (${maxModelLen}). Please, select a smaller truncation size.`,
+      'truncate_prompt_tokens',
+      'invalid_value',
+    );
+  }
+  if (prompt.tokenIds.length <= keep) return prompt;
+  return { tokenIds: prompt.tokenIds.slice(prompt.tokenIds.length - keep), text: null };
+}
+

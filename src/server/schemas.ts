@@ -70,6 +70,12 @@ const samplingFields = {
   // continuous_usage_stats (vLLM): with include_usage, every chunk carries its choice's usage so far.
   stream_options: z.object({ include_usage: z.boolean().nullish(), continuous_usage_stats: z.boolean().nullish() }).nullish(),
   user: z.string().nullish(),
+  // vLLM: keep the prompt's last k tokens (-1: max_model_len).
+  truncate_prompt_tokens: z
+    .number()
+    .int({ error: 'truncate_prompt_tokens must be an integer' })
+    .refine((k) => k === -1 || k >= 1, { error: 'truncate_prompt_tokens must be -1 or at least 1' })
+    .nullish(),
 };
 
 const promptSchema = z.union([

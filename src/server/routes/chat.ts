@@ -7,7 +7,7 @@ import { badRequest } from '../errors.ts';
 import type { ChoiceEvent } from '../generation.ts';
 import { respondWithJob } from '../job-response.ts';
 import { type ChatTokenLogprob, chatLogprobs } from '../logprobs.ts';
-import { resolveChatPrompt } from '../prompt.ts';
+import { resolveChatPrompt, truncatePrompt } from '../prompt.ts';
 import { parseJsonBody } from '../request-body.ts';
 import { paramsForSample, resolveMaxTokens, toSamplingParams } from '../sampling.ts';
 import { chatRequestSchema } from '../schemas.ts';
@@ -65,7 +65,11 @@ export function chatRoutes(ctx: AppContext): Hono {
     const numTopLogprobs = body.logprobs ? (body.top_logprobs ?? 0) : null;
     refuseUnsupportedFields(body);
     const { addGenerationPrompt, options } = chatTemplateOptions(body);
-    const prompt = await resolveChatPrompt(ctx.engine, body.messages, addGenerationPrompt, options, body.add_special_tokens ?? false);
+    const prompt = truncatePrompt(
+      await resolveChatPrompt(ctx.engine, body.messages, addGenerationPrompt, options, body.add_special_tokens ?? false),
+      body.truncate_prompt_tokens,
+      ctx.engine.maxModelLen,
+    );
     const maxTokens = resolveMaxTokens({
       requestedMaxTokens: body.max_completion_tokens ?? body.max_tokens ?? null,
       // vLLM's chat default: whatever the context has left.

@@ -6,7 +6,7 @@ import { badRequest } from '../errors.ts';
 import type { ChoiceEvent, ChoiceSpec } from '../generation.ts';
 import { respondWithJob } from '../job-response.ts';
 import { codePointLength, type CompletionLogprobs, completionLogprobs, mergeCompletionLogprobs } from '../logprobs.ts';
-import { type ResolvedPrompt, resolveCompletionPrompts } from '../prompt.ts';
+import { type ResolvedPrompt, resolveCompletionPrompts, truncatePrompt } from '../prompt.ts';
 import { parseJsonBody } from '../request-body.ts';
 import { paramsForSample, resolveMaxTokens, toSamplingParams } from '../sampling.ts';
 import { type CompletionRequest, completionRequestSchema } from '../schemas.ts';
@@ -95,7 +95,9 @@ export function completionsRoutes(ctx: AppContext): Hono {
       throw badRequest('echo together with logprobs is not supported (prompt logprobs are not computed)', 'echo', 'unsupported');
     }
     refuseUnsupportedFields(body);
-    const prompts = await resolveCompletionPrompts(ctx.engine, body.prompt, body.add_special_tokens ?? true);
+    const prompts = (await resolveCompletionPrompts(ctx.engine, body.prompt, body.add_special_tokens ?? true)).map((prompt) =>
+      truncatePrompt(prompt, body.truncate_prompt_tokens, ctx.engine.maxModelLen),
+    );
     const specs = buildSpecs(ctx, body, prompts);
     // One echo text per prompt (token-id prompts decoded once), shared by its n choices.
     const promptEchoTexts = await Promise.all(
