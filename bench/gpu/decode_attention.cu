@@ -1,8 +1,9 @@
 // Benchmark of the paged decode attention kernel (native/src/cuda/paged_decode_attention.cu).
 // Case "batch": 256 sequences with contexts uniform in [1024, 4096], bf16, Llama-3-8B heads
-// (32 q heads, 8 kv heads, head_dim 128), block size 16, shuffled block tables. Case
-// "long-few": 4 sequences of 32k tokens, with and without splitting the context; the batch
-// case also split in 4.
+// (32 q heads, 8 kv heads, head_dim 128), block size 16, shuffled block tables, unsplit and
+// with each context cut into 2, 4 and 8 pieces of its own length (split_tokens 0, as the
+// backend launches it). Case "long-few": 4 sequences of 32k tokens, with and without
+// splitting. "-engine" cases use the split the backend picks (step_plan.h's DecodeSplits).
 // Minimum bytes = every K and V row of every context read once + q read + out written +
 // block tables; the copy ceiling = a 2 GiB device-to-device cudaMemcpy (read + write bytes).
 // Times: median of 50 launches (CUDA events) after 5 warm-up launches.
@@ -17,6 +18,7 @@
 
 #include "cuda_check.h"
 #include "kernels.h"
+#include "step_plan.h"
 
 using namespace spindle::cuda;
 
@@ -58,7 +60,9 @@ struct CaseResult {
   double ms, min_bytes, bandwidth_gbps, fraction_of_copy;
 };
 
-CaseResult RunCase(const std::string& name, const std::vector<int>& lens, int num_splits, int num_sms, double copy_gbps,
+// per_seq: each context cut into num_splits pieces of its own length (split_tokens 0, the
+// backend's launch); else pieces of ceil(longest / num_splits) tokens.
+CaseResult RunCase(const std::string& name, const std::vector<int>& lens, int num_splits, bool per_seq, double copy_gbps,
                    uint32_t seed) {
   const int nh = 32, nkv = 8, hd = 128, bs = 16;
   const int ns = int(lens.size());
@@ -95,7 +99,7 @@ CaseResult RunCase(const std::string& name, const std::vector<int>& lens, int nu
   CUDA_CHECK(cudaMemcpy(d_tables, tables.data(), tables.size() * 4, cudaMemcpyHostToDevice));
   CUDA_CHECK(cudaMemcpy(d_lens, lens.data(), ns * 4, cudaMemcpyHostToDevice));
   const AttentionShape shape{ns, ns, nh, nkv, hd, bs, max_blocks, q_stride};
-  const int split_tokens = ((max_len + num_splits - 1) / num_splits + 15) / 16 * 16;
+  const int split_tokens = per_seq ? 0 : ((max_len + num_splits - 1) / num_splits + 15) / 16 * 16;
   const float ms = MedianMs([&] {
     PagedDecodeAttention<__nv_bfloat16>(q, k, v, d_tables, d_lens, out, ws, shape, num_splits, split_tokens, 0);
   });
@@ -108,7 +112,6 @@ CaseResult RunCase(const std::string& name, const std::vector<int>& lens, int nu
   const double min_bytes = kv_rows * nkv * hd * 2 * 2 + double(ns) * nh * hd * 2 * 2 + table_bytes + ns * 4;
   cudaFree(k); cudaFree(v); cudaFree(q); cudaFree(out); cudaFree(d_tables); cudaFree(d_lens); cudaFree(ws);
   const double gbps = min_bytes / (ms * 1e-3) / 1e9;
-  (void)num_sms;
   return {name, ns, num_splits, ms, min_bytes, gbps, gbps / copy_gbps};
 }
 
@@ -138,12 +141,16 @@ int main(int argc, char** argv) {
     std::vector<int> batch(256);
     for (int& l : batch) l = len(rng);
     std::vector<CaseResult> results;
-    results.push_back(RunCase("batch256-1k4k", batch, 1, prop.multiProcessorCount, copy_gbps, seed));
-    // The same batch with its contexts split: more, evener blocks against the 1k-4k spread.
-    results.push_back(RunCase("batch256-1k4k-split4", batch, 4, prop.multiProcessorCount, copy_gbps, seed));
+    const int sms = prop.multiProcessorCount;
+    for (int splits : {1, 2, 4, 8})
+      results.push_back(RunCase(splits == 1 ? "batch256-1k4k" : "batch256-1k4k-split" + std::to_string(splits), batch,
+                                splits, true, copy_gbps, seed));
+    const int batch_max = *std::max_element(batch.begin(), batch.end());
+    results.push_back(RunCase("batch256-1k4k-engine", batch, DecodeSplits(256, batch_max, 8, sms), true, copy_gbps, seed));
     std::vector<int> few(4, 32768);
-    results.push_back(RunCase("long4-32k-nosplit", few, 1, prop.multiProcessorCount, copy_gbps, seed));
-    results.push_back(RunCase("long4-32k-split16", few, 16, prop.multiProcessorCount, copy_gbps, seed));
+    results.push_back(RunCase("long4-32k-nosplit", few, 1, false, copy_gbps, seed));
+    results.push_back(RunCase("long4-32k-split16", few, 16, false, copy_gbps, seed));
+    results.push_back(RunCase("long4-32k-engine", few, DecodeSplits(4, 32768, 8, sms), true, copy_gbps, seed));
     std::printf("{\"gpu\":\"%s\",\"copyBandwidthGBps\":%.1f,\"shape\":{\"numHeads\":32,\"numKvHeads\":8,\"headDim\":128,"
                 "\"blockSize\":16,\"dtype\":\"bfloat16\"},\"timing\":\"median of %d after %d warm-up, CUDA events\",\"cases\":[",
                 prop.name, copy_gbps, kReps, kWarmup);

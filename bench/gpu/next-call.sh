@@ -13,11 +13,11 @@
 # A), PROFILE_PROMPTS (1000), SMALL_PROMPTS (200: the --max-num-seqs 16 pair), ASYNC_ON_FLAGS /
 # ASYNC_OFF_FLAGS (bench/throughput.ts flags for the async-scheduling pair; read from
 # bench/throughput/options.ts when unset), STEPS (a comma list of the steps to run, default
-# all: checks,stages2,floor,a,profile,a_sync,seqs16,sampler,serving).
+# all: checks,stages,decode,floor,a,profile,a_sync,seqs16,sampler,serving).
 #
 # Time plan on an H100 (16 cores; the last device_checks.sh run: phase 1 52 s, vitest 17 s):
 # checks ~80 s (the build in parallel with transformers' reference outputs, then the GPU
-# vitest files), stages2 ~15 s, each 1000-prompt throughput run ~85 s (70 s wall at a57c2ec's
+# vitest files), stages ~30 s per depth, decode ~90 s, each 1000-prompt throughput run ~85 s (70 s wall at a57c2ec's
 # speed, engine start, tokenization), each 200-prompt run at 16 sequences ~35 s (~3,400 steps
 # of ~7 ms), sampler ~20 s, serving ~70 s (server start, 300 requests at 20/s): ~530 s in all. A step that would start with less than its minimum
 # left is skipped, and says so in steps.txt.
@@ -33,7 +33,7 @@ DEADLINE_S=${DEADLINE_S:-555}
 NUM_PROMPTS=${NUM_PROMPTS:-1000}
 PROFILE_PROMPTS=${PROFILE_PROMPTS:-1000}
 SMALL_PROMPTS=${SMALL_PROMPTS:-200}
-STEPS=${STEPS:-checks,stages2,floor,a,profile,a_sync,seqs16,sampler,serving}
+STEPS=${STEPS:-checks,stages,decode,floor,a,profile,a_sync,seqs16,sampler,serving}
 GIT_COMMIT=${GIT_COMMIT:-unknown}
 export GIT_COMMIT PYTHONUNBUFFERED=1
 WORK=/tmp/bench-throughput  # bench/throughput/gpu-run.sh's default: the floor file goes there
@@ -82,8 +82,13 @@ pack() {
     echo; echo "--- checks (device_checks.sh build,ref,vitest)"
     tail -2 "$RUN/checks/build.log" 2>/dev/null; tail -1 "$RUN/checks/hf_reference.log" 2>/dev/null
     grep -aE "vitest rc=|Test Files|Tests |FAIL|×" "$RUN/checks.log" "$RUN/checks/vitest.log" 2>/dev/null | head -40
-    echo; echo "--- stages2 (kernel self-test, -DSPINDLE_DECODE_STAGES=2)"
-    grep -aE "paged_decode|Tests |FAIL|×" "$RUN/stages2.log" 2>/dev/null | head -20
+    for log in "$RUN"/stages*.log; do
+      [ -f "$log" ] || continue
+      echo; echo "--- $(basename "$log" .log) (kernel self-test at that pipeline depth)"
+      grep -aE "paged_decode|Tests |FAIL|×" "$log" | head -20
+    done
+    echo; echo "--- decode attention benchmark"
+    grep -aE "rc=|fractionOf|dram__bytes|gpu__time|variant" "$RUN/decode.log" 2>/dev/null | head -30
     for run in a profile a_sync seqs16_graphs seqs16_eager; do
       [ -f "$RUN/$run/spindle.log" ] || continue
       echo; echo "--- throughput: $run ($(cat "$RUN/$run/flags.txt" 2>/dev/null))"
@@ -129,9 +134,12 @@ gpu_name=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head 
 #    the graph-vs-eager-vs-CPU test and the two gpuMemoryUtilization tests that failed at a57c2ec.
 wants checks && run_step checks 300 120 env OUT="$RUN/checks" test/gpu/device_checks.sh build,ref,vitest
 
-# 2. The 2-stage cp.async decode attention against its float64 reference: if it passes, it
-#    can become the default (NOTES.md, decode attention v4).
-wants stages2 && run_step stages2 120 45 env SPINDLE_KERNEL_NVCC_FLAGS=-DSPINDLE_DECODE_STAGES=2 npx vitest run test/gpu/kernels.test.ts
+# 2. The decode attention's other pipeline depths against the float64 reference (the default
+#    depth is checked in 1), then its benchmark: every depth, context splits, ncu's DRAM bytes.
+for n in ${DECODE_STAGES_VARIANTS:-3 4}; do
+  wants stages && run_step "stages$n" 120 45 env SPINDLE_KERNEL_NVCC_FLAGS=-DSPINDLE_DECODE_STAGES="$n" npx vitest run test/gpu/kernels.test.ts
+done
+wants decode && run_step decode 150 60 env OUT="$RUN/decode" test/gpu/device_checks.sh bench
 
 # The throughput runs read the ceilings from $WORK/floor-$TAG.json: the committed H100 ones,
 # or measured anew (bench/floor.py, ~30 s) on any other GPU.

@@ -22,26 +22,26 @@ touch /tmp/nodedir/include/node/node.h
 export npm_config_nodedir=/tmp/nodedir
 if has build; then (rm -rf native/build; npm run build:native > "$OUT/build.log" 2>&1; echo "build rc=$?" >> "$OUT/build.log") & pids+=($!); fi
 if has bench; then
-  (nvcc -std=c++17 -O3 -arch=sm_90 --use_fast_math -lineinfo -I native/src -I native/src/cuda \
-     bench/gpu/decode_attention.cu native/src/cuda/paged_decode_attention.cu -o /tmp/decode_attention > "$OUT/bench-build.log" 2>&1
-   echo "bench build rc=$?" >> "$OUT/bench-build.log"
-   # Variants (pipeline stages, warps per block) for comparison; the default is stages 1, 4 warps.
-   for v in "2 4" "4 4" "1 8"; do set -- $v
-     nvcc -std=c++17 -O3 -arch=sm_90 --use_fast_math -DSPINDLE_DECODE_STAGES=$1 -DSPINDLE_DECODE_WARPS=$2 -I native/src -I native/src/cuda \
-       bench/gpu/decode_attention.cu native/src/cuda/paged_decode_attention.cu -o /tmp/decode_attention_s$1_w$2 >> "$OUT/bench-build.log" 2>&1
-   done
-   nvcc -std=c++17 -O3 -arch=sm_90 --use_fast_math -lineinfo -I native/src -I native/src/cuda bench/gpu/prefill_attention.cu \
-     native/src/cuda/prefill_attention.cu native/src/cuda/prefill_attention_wmma.cu -o /tmp/prefill_attention >> "$OUT/bench-build.log" 2>&1
-   echo "prefill bench build rc=$?" >> "$OUT/bench-build.log") & pids+=($!)
+  bench_nvcc() { nvcc -std=c++17 -O3 -arch=sm_90 --use_fast_math -lineinfo -I native/src -I native/src/cuda "$@"; }
+  # The default build, the variants (pipeline stages; NOTES.md) and the prefill benchmark, in parallel.
+  (bench_nvcc bench/gpu/decode_attention.cu native/src/cuda/paged_decode_attention.cu -o /tmp/decode_attention > "$OUT/bench-build.log" 2>&1
+   echo "bench build rc=$?" >> "$OUT/bench-build.log") & pids+=($!)
+  for stages in ${DECODE_STAGES_VARIANTS:-1 2 3 4}; do
+    (bench_nvcc -DSPINDLE_DECODE_STAGES="$stages" bench/gpu/decode_attention.cu native/src/cuda/paged_decode_attention.cu \
+       -o "/tmp/decode_attention_s$stages" > "$OUT/bench-build-s$stages.log" 2>&1) & pids+=($!)
+  done
+  (bench_nvcc bench/gpu/prefill_attention.cu native/src/cuda/prefill_attention.cu native/src/cuda/prefill_attention_wmma.cu \
+     -o /tmp/prefill_attention > "$OUT/bench-build-prefill.log" 2>&1
+   echo "prefill bench build rc=$?" >> "$OUT/bench-build-prefill.log") & pids+=($!)
 fi
 if has ref; then (PYTHONUNBUFFERED=1 python3 test/gpu/hf_reference.py /tmp/hfref ../shared > "$OUT/hf_reference.log" 2>&1; echo "hf_reference rc=$?" >> "$OUT/hf_reference.log") & pids+=($!); fi
 for p in "${pids[@]}"; do wait "$p"; done
 echo "phase 1 done in $(( $(date +%s) - start )) s"
-tail -2 "$OUT/build.log" 2>/dev/null; tail -3 "$OUT/bench-build.log" 2>/dev/null; tail -8 "$OUT/hf_reference.log" 2>/dev/null
+tail -2 "$OUT/build.log" 2>/dev/null; tail -3 "$OUT"/bench-build*.log 2>/dev/null; tail -8 "$OUT/hf_reference.log" 2>/dev/null
 if has bench && [ -x /tmp/decode_attention ]; then
   /tmp/decode_attention 1 > "$OUT/gpu-decode-attention.json" 2>> "$OUT/bench-build.log"; echo "bench rc=$?"
   cat "$OUT/gpu-decode-attention.json"
-  for exe in /tmp/decode_attention_s*; do echo "variant ${exe##*/}:"; "$exe" 1 2>> "$OUT/bench-build.log" | tee -a "$OUT/bench-build.log"; done
+  for exe in /tmp/decode_attention_s*; do echo "variant ${exe##*/}:"; "$exe" 1 2>> "$OUT/bench-run.log" | tee -a "$OUT/decode-variants.jsonl"; done
   /tmp/prefill_attention > "$OUT/gpu-prefill-attention.json" 2>> "$OUT/bench-build.log"; echo "prefill bench rc=$?"
   cat "$OUT/gpu-prefill-attention.json"; tail -3 "$OUT/bench-build.log"
   if command -v ncu > /dev/null; then

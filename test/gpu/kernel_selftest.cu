@@ -548,6 +548,12 @@ void CheckAll() {
   CheckAttention<T>(llama, true, 7, "paged_decode_attention.gqa4.hd128.split7.per_seq", true);
   PagedCase qwen{16, 2, 64, 16, {1, 1, 1}, {500, 2, 77}};
   CheckAttention<T>(qwen, true, 3, "paged_decode_attention.gqa8.hd64.split3");
+  // Llama-2-style MHA (group 1) and a group of 2 at head_dim 64: the pipelined bf16 path with
+  // other lanes-per-token and slots-per-warp; a 1000-token context crosses many rescales.
+  PagedCase mha{4, 4, 128, 16, {1, 1, 1}, {1000, 3, 260}};
+  CheckAttention<T>(mha, true, 1, "paged_decode_attention.mha.hd128");
+  PagedCase gqa2{8, 4, 64, 16, {1, 1}, {45, 1000}};
+  CheckAttention<T>(gqa2, true, 2, "paged_decode_attention.gqa2.hd64.split2.per_seq", true);
   // Prefill: fresh prompts, chunks after cached context, single tokens, mixed in one batch.
   PagedCase pre{8, 2, 128, 16, {5, 40, 1, 70}, {5, 57, 100, 70}};
   CheckAttention<T>(pre, false, 1, "prefill_attention.gqa4.hd128");

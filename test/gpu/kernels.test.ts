@@ -24,7 +24,7 @@ const EXPECTED = [
   'embedding', 'fused_add_rms_norm.out', 'fused_add_rms_norm.residual', 'rms_norm.out', 'qkv_rope_kv_write.hd128.llama3.q',
   'qkv_rope_kv_write.hd64.bias.k_cache', 'qkv_rope_kv_write.hd128.qknorm.q', 'qkv_rope_kv_write.hd8.v_cache', 'silu_mul',
   'gather_last_token_rows', 'convert_f16', 'paged_decode_attention.gqa4.hd128', 'paged_decode_attention.gqa4.hd128.split5', 'paged_decode_attention.gqa4.hd128.split7.per_seq',
-  'paged_decode_attention.gqa8.hd64.split3', 'prefill_attention.gqa4.hd128', 'prefill_attention.gqa4.hd64.long', 'prefill_attention.gqa2.hd8', 'prefill_attention.mha.hd256',
+  'paged_decode_attention.gqa8.hd64.split3', 'paged_decode_attention.mha.hd128', 'paged_decode_attention.gqa2.hd64.split2.per_seq', 'prefill_attention.gqa4.hd128', 'prefill_attention.gqa4.hd64.long', 'prefill_attention.gqa2.hd8', 'prefill_attention.mha.hd256',
 ];
 /** Kernels with no dtype parameter, reported once. */
 const EXPECTED_ONCE = ['greedy_sample_placeholder', 'apply_logit_adjusts', 'pad_decode_graph_inputs'];

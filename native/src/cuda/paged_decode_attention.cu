@@ -4,7 +4,9 @@
 // Within a warp, kLanes = head_dim / kElems lanes share one token (each lane kElems
 // elements, in 16-byte chunks), so a warp works on 32 / kLanes tokens at once and a score
 // needs only log2(kLanes) shuffles. Every token slot keeps its own online fp32 softmax
-// (max, sum, output); slots, then warps, merge at the end. With more than one split,
+// (max, sum, output; in log2 units, the rescale skipped while no maximum grows); slots, then
+// warps, merge at the end. bf16 K/V (head_dim <= 128, groups <= 4) come through a cp.async
+// pipeline in shared memory; other shapes load straight into registers. With more than one split,
 // (max, sum, unnormalised output) partials go to `workspace` and a reduce kernel merges.
 // Version history and timings: NOTES.md.
 #include <cfloat>
@@ -21,26 +23,25 @@ namespace spindle::cuda {
 #define SPINDLE_DECODE_WARPS 4
 #endif
 constexpr int kDecodeWarps = SPINDLE_DECODE_WARPS;
-// > 1: K/V staged through shared memory by a cp.async pipeline this deep (groups <= 4 only).
+// > 1: K/V staged through shared memory by a cp.async pipeline this deep (bf16, head_dim <= 128,
+// groups <= 4; NOTES.md has each depth's time).
 #ifndef SPINDLE_DECODE_STAGES
-#define SPINDLE_DECODE_STAGES 1
+#define SPINDLE_DECODE_STAGES 2
 #endif
 constexpr int kPipelineStages = SPINDLE_DECODE_STAGES;
 
-template <typename T, int kElems>
-struct RowVec;  // kElems consecutive T loaded as one vector (at most 16 bytes)
+template <typename T>
+struct ChunkVec;  // one 16-byte load of T
 template <>
-struct RowVec<__nv_bfloat16, 8> { using V = uint4; };
+struct ChunkVec<__nv_bfloat16> { using V = uint4; };
 template <>
-struct RowVec<float, 4> { using V = float4; };
+struct ChunkVec<float> { using V = float4; };
 
-template <typename T, int kElems>
-__device__ __forceinline__ void LoadChunk(const T* src, float* dst) {
-  using V = typename RowVec<T, kElems>::V;
-  V v = *reinterpret_cast<const V*>(src);
-  const T* e = reinterpret_cast<const T*>(&v);
+template <typename T>
+__device__ __forceinline__ void ChunkToFloats(const typename ChunkVec<T>::V& raw, float (&dst)[16 / sizeof(T)]) {
+  const T* e = reinterpret_cast<const T*>(&raw);
 #pragma unroll
-  for (int i = 0; i < kElems; ++i) dst[i] = ToFloat(e[i]);
+  for (int i = 0; i < 16 / static_cast<int>(sizeof(T)); ++i) dst[i] = ToFloat(e[i]);
 }
 
 // 16-byte global -> shared copy that bypasses registers; src_size 0 zero-fills (tail tokens).
@@ -49,6 +50,8 @@ __device__ __forceinline__ void CpAsync16(void* smem_dst, const void* gmem_src, 
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem_src), "r"(valid ? 16 : 0));
 }
 
+constexpr float kLog2e = 1.4426950408889634f;
+
 template <typename T, int kHeadDim, int kMaxGroup, int kElems, int kStages>
 __global__ void __launch_bounds__(kDecodeWarps * 32)
     paged_decode_attention_kernel(const T* q /* [num_seqs, q_stride]: heads at h * hd */,
@@ -56,8 +59,9 @@ __global__ void __launch_bounds__(kDecodeWarps * 32)
                                   const int32_t* block_tables /* [num_seqs, max_blocks_per_seq] */,
                                   const int32_t* seq_lens /* [num_seqs] */, T* out /* [num_seqs, nh * hd] */,
                                   float* part_out /* [num_seqs, nh, num_splits, hd] */,
-                                  float* part_max /* [num_seqs, nh, num_splits] */, float* part_sum,
+                                  float* part_max /* [num_seqs, nh, num_splits], log2 units */, float* part_sum,
                                   AttentionShape shape, int split_tokens) {
+  using Vec = typename ChunkVec<T>::V;
   constexpr int kChunk = 16 / sizeof(T);            // elements per 16-byte load
   constexpr int kChunks = kElems / kChunk;          // loads per row per lane
   constexpr int kLanes = kHeadDim / kElems;         // lanes per token
@@ -77,7 +81,8 @@ __global__ void __launch_bounds__(kDecodeWarps * 32)
   const int span = split_tokens > 0 ? split_tokens : ((seq_len + num_splits - 1) / num_splits + 15) / 16 * 16;
   const int begin = split * span;
   const int end = min(seq_len, begin + span);
-  const float scale = rsqrtf(static_cast<float>(kHeadDim));
+  // Scores in log2 units (exp2f below is one instruction; __expf would multiply by log2(e)).
+  const float scale = rsqrtf(static_cast<float>(kHeadDim)) * kLog2e;
 
   const T* q_group = q + static_cast<size_t>(seq) * shape.q_stride + kv_head * group * kHeadDim;
   for (int i = threadIdx.x; i < group * kHeadDim; i += blockDim.x) sq[i] = ToFloat(q_group[i]) * scale;
@@ -95,27 +100,63 @@ __global__ void __launch_bounds__(kDecodeWarps * 32)
   const size_t token_stride = static_cast<size_t>(shape.num_kv_heads) * kHeadDim;
 
   // One token's contribution to every query head of the group (per-slot online softmax).
-  auto consume = [&](const float (&k)[kElems], const float (&v)[kElems], bool valid) {
+  // K and V arrive one 16-byte chunk at a time (chunk(c, 0) is K's, chunk(c, 1) V's), so only
+  // a chunk is live in registers as floats. The rescale of the accumulators is skipped while
+  // no lane's maximum grows (all but a few steps of a long context): alpha would be 1.
+  auto consume = [&](auto&& chunk, bool valid) {
+    float s[kMaxGroup];
+#pragma unroll
+    for (int g = 0; g < kMaxGroup; ++g) s[g] = 0.f;
+#pragma unroll
+    for (int c = 0; c < kChunks; ++c) {
+      float k[kChunk];
+      ChunkToFloats<T>(chunk(c, 0), k);
+#pragma unroll
+      for (int g = 0; g < kMaxGroup; ++g) {
+        if (g >= group) break;
+        const float* qc = sq + g * kHeadDim + (c * kLanes + sub) * kChunk;
+#pragma unroll
+        for (int j = 0; j < kChunk; ++j) s[g] += qc[j] * k[j];
+      }
+    }
+    bool grows = false;
 #pragma unroll
     for (int g = 0; g < kMaxGroup; ++g) {
       if (g >= group) break;
-      float dot = 0.f;
 #pragma unroll
-      for (int c = 0; c < kChunks; ++c) {
-        const float* qc = sq + g * kHeadDim + (c * kLanes + sub) * kChunk;
+      for (int o = kLanes / 2; o > 0; o >>= 1) s[g] += __shfl_xor_sync(0xffffffffu, s[g], o);
+      s[g] = valid ? s[g] : -FLT_MAX;
+      grows |= s[g] > m[g];
+    }
+    if (__any_sync(0xffffffffu, grows)) {
 #pragma unroll
-        for (int j = 0; j < kChunk; ++j) dot += qc[j] * k[c * kChunk + j];
+      for (int g = 0; g < kMaxGroup; ++g) {
+        if (g >= group) break;
+        const float new_m = fmaxf(m[g], s[g]);
+        const float alpha = exp2f(m[g] - new_m);
+        l[g] *= alpha;
+#pragma unroll
+        for (int e = 0; e < kElems; ++e) acc[g][e] *= alpha;
+        m[g] = new_m;
       }
+    }
+    float p[kMaxGroup];
 #pragma unroll
-      for (int o = kLanes / 2; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
-      const float s = valid ? dot : -FLT_MAX;
-      const float new_m = fmaxf(m[g], s);
-      const float alpha = __expf(m[g] - new_m);
-      const float p = valid ? __expf(s - new_m) : 0.f;
-      l[g] = l[g] * alpha + p;
+    for (int g = 0; g < kMaxGroup; ++g) {
+      if (g >= group) break;
+      p[g] = valid ? exp2f(s[g] - m[g]) : 0.f;
+      l[g] += p[g];
+    }
 #pragma unroll
-      for (int e = 0; e < kElems; ++e) acc[g][e] = acc[g][e] * alpha + p * v[e];
-      m[g] = new_m;
+    for (int c = 0; c < kChunks; ++c) {
+      float v[kChunk];
+      ChunkToFloats<T>(chunk(c, 1), v);
+#pragma unroll
+      for (int g = 0; g < kMaxGroup; ++g) {
+        if (g >= group) break;
+#pragma unroll
+        for (int j = 0; j < kChunk; ++j) acc[g][c * kChunk + j] += p[g] * v[j];
+      }
     }
   };
   auto row_of = [&](int tok) {
@@ -124,31 +165,31 @@ __global__ void __launch_bounds__(kDecodeWarps * 32)
   };
 
   if constexpr (kStages == 1) {
-    // Loads straight into registers (v2; NOTES.md).
+    // Loads straight into registers, kept packed until used.
     // The loop bound is uniform across the warp (shuffles below); `valid` masks the tail.
     for (int base = begin + warp * kSlots; base < end; base += kDecodeWarps * kSlots) {
       const int tok = base + slot;
       const bool valid = tok < end;
-      float k[kElems], v[kElems];
+      Vec raw[2][kChunks];
       if (valid) {
         const size_t row = row_of(tok);
 #pragma unroll
         for (int c = 0; c < kChunks; ++c) {
           const int d0 = (c * kLanes + sub) * kChunk;
-          LoadChunk<T, kChunk>(k_cache + row + d0, k + c * kChunk);
-          LoadChunk<T, kChunk>(v_cache + row + d0, v + c * kChunk);
+          raw[0][c] = *reinterpret_cast<const Vec*>(k_cache + row + d0);
+          raw[1][c] = *reinterpret_cast<const Vec*>(v_cache + row + d0);
         }
       } else {
 #pragma unroll
-        for (int e = 0; e < kElems; ++e) k[e] = v[e] = 0.f;
+        for (int c = 0; c < kChunks; ++c) raw[0][c] = raw[1][c] = Vec{};
       }
-      consume(k, v, valid);
+      consume([&](int c, int kv) -> const Vec& { return raw[kv][c]; }, valid);
     }
   } else {
     // cp.async pipeline, kStages deep: each lane stages its own 16-byte chunks of K and V in
     // shared memory (chunk-major, so a warp's accesses are contiguous) and reads back only
     // what it copied, so no barrier is needed; loads stay in flight without registers.
-    __shared__ __align__(16) T stage_buf[kDecodeWarps][kStages][2][kChunks][32][kChunk];
+    __shared__ __align__(16) Vec stage_buf[kDecodeWarps][kStages][2][kChunks][32];
     const int stride = kDecodeWarps * kSlots;
     const int first = begin + warp * kSlots;
     const int num_steps = first < end ? (end - first + stride - 1) / stride : 0;
@@ -160,8 +201,8 @@ __global__ void __launch_bounds__(kDecodeWarps * 32)
 #pragma unroll
       for (int c = 0; c < kChunks; ++c) {
         const int d0 = (c * kLanes + sub) * kChunk;
-        CpAsync16(stage_buf[warp][st][0][c][lane], k_cache + row + d0, valid);
-        CpAsync16(stage_buf[warp][st][1][c][lane], v_cache + row + d0, valid);
+        CpAsync16(&stage_buf[warp][st][0][c][lane], k_cache + row + d0, valid);
+        CpAsync16(&stage_buf[warp][st][1][c][lane], v_cache + row + d0, valid);
       }
       asm volatile("cp.async.commit_group;\n" ::);
     };
@@ -171,13 +212,8 @@ __global__ void __launch_bounds__(kDecodeWarps * 32)
       issue(step + kStages - 1);
       asm volatile("cp.async.wait_group %0;\n" ::"n"(kStages - 1));
       const int st = step % kStages;
-      float k[kElems], v[kElems];
-#pragma unroll
-      for (int c = 0; c < kChunks; ++c) {
-        LoadChunk<T, kChunk>(stage_buf[warp][st][0][c][lane], k + c * kChunk);
-        LoadChunk<T, kChunk>(stage_buf[warp][st][1][c][lane], v + c * kChunk);
-      }
-      consume(k, v, first + step * stride + slot < end);
+      consume([&](int c, int kv) -> const Vec& { return stage_buf[warp][st][kv][c][lane]; },
+              first + step * stride + slot < end);
     }
     asm volatile("cp.async.wait_all;\n" ::);
   }
@@ -191,7 +227,7 @@ __global__ void __launch_bounds__(kDecodeWarps * 32)
       const float m_o = __shfl_xor_sync(0xffffffffu, m[g], off);
       const float l_o = __shfl_xor_sync(0xffffffffu, l[g], off);
       const float new_m = fmaxf(m[g], m_o);
-      const float a = __expf(m[g] - new_m), b = __expf(m_o - new_m);
+      const float a = exp2f(m[g] - new_m), b = exp2f(m_o - new_m);
       l[g] = l[g] * a + l_o * b;
 #pragma unroll
       for (int e = 0; e < kElems; ++e) acc[g][e] = acc[g][e] * a + __shfl_xor_sync(0xffffffffu, acc[g][e], off) * b;
@@ -220,7 +256,7 @@ __global__ void __launch_bounds__(kDecodeWarps * 32)
     for (int w = 0; w < kDecodeWarps; ++w) gm = fmaxf(gm, sh_m[w][g]);
     float gl = 0.f, go = 0.f;
     for (int w = 0; w < kDecodeWarps; ++w) {
-      const float f = __expf(sh_m[w][g] - gm);
+      const float f = exp2f(sh_m[w][g] - gm);
       gl += sh_l[w][g] * f;
       go += sh_acc[w][g][d] * f;
     }
@@ -251,7 +287,7 @@ __global__ void decode_split_reduce_kernel(const float* part_out /* [num_seqs, n
   for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
     float gl = 0.f, go = 0.f;
     for (int s = 0; s < num_splits; ++s) {
-      const float f = __expf(part_max[p0 + s] - gm);
+      const float f = exp2f(part_max[p0 + s] - gm);  // the partial maxima are in log2 units
       gl += part_sum[p0 + s] * f;
       go += part_out[(p0 + s) * head_dim + d] * f;
     }

@@ -91,6 +91,8 @@ struct RowShared {
   int32_t slot_id[4];           // [cluster]
   int32_t slot_greater, slot_equal;  // [cluster] top-N: local counts above / at the threshold
   int32_t slot_ties, slot_cutoff;    // [cluster] top-p ties: local count, local cutoff id
+  u64 slot_above, slot_at;           // [cluster] draw check: mass above / at the winner's key
+  int32_t slot_ties_before;          // [cluster] draw check: ties at its key with lower ids
   int32_t tie_found;
   float top_value[kMaxTopCandidates];  // [cluster] rank 0 only: top-N candidates
   int32_t top_id[kMaxTopCandidates];   // [cluster]
@@ -98,6 +100,7 @@ struct RowShared {
   int32_t pool_count;           // tokens this block's pool scan gathered (> capacity: overflow)
   float warp_value[kWarps];     // block-reduction scratch
   u64 warp_mass[kWarps];
+  u64 warp_mass_at[kWarps];
   int32_t warp_id[kWarps];
   int32_t warp_count[kWarps];
   float bcast_value;            // results broadcast to the block
@@ -522,6 +525,66 @@ __device__ Best DrawFrom(TokenSpan tokens, const DrawMasks& m, int tid) {
   return drawn;
 }
 
+// The draw's winner over the tokens top_p might keep is also the winner over those it does
+// keep when it is kept itself (Gumbel-max: a subset that holds the argmax has the same
+// argmax), and it usually is (a top_p 0.9 row draws outside its kept set about one time in
+// ten). This checks it with one sum over the cluster instead of the select's radix passes:
+// top_p over the whole row (mass `row_mass`, target as RadixSelect) keeps `winner` iff the
+// mass above its key is below the target, and at its key, with ties taken lowest id first
+// (the select's tie cutoff), fewer ties precede it than the target still needs. `tokens` holds
+// every key >= the winner's (it was drawn from them).
+__device__ bool TopPKeeps(RowContext& ctx, TokenSpan tokens, Best winner, u64 row_mass, float top_p, float row_max,
+                          int32_t first_token) {
+  RowShared& sh = ctx.sh;
+  const uint32_t winner_key = OrderedKey(winner.value);
+  u64 above = 0, at = 0;
+  int32_t ties_before = 0;
+  for (int32_t c = ctx.tid; c < tokens.count; c += kThreads) {
+    const float v = tokens.value[c];
+    const uint32_t k = OrderedKey(v);
+    if (k > winner_key) {
+      above += MassWeight(v, row_max);
+    } else if (k == winner_key) {
+      at += MassWeight(v, row_max);
+      ties_before += first_token + tokens.Position(c) < winner.id;
+    }
+  }
+  // Exact integer sums: lanes, warps, then ranks, in any order.
+  auto warp_sums = [&] {
+    for (int offset = 16; offset > 0; offset >>= 1) {
+      above += __shfl_down_sync(kFullMask, above, offset);
+      at += __shfl_down_sync(kFullMask, at, offset);
+      ties_before += __shfl_down_sync(kFullMask, ties_before, offset);
+    }
+  };
+  warp_sums();
+  if (ctx.lane == 0) { sh.warp_mass[ctx.warp] = above; sh.warp_mass_at[ctx.warp] = at; sh.warp_count[ctx.warp] = ties_before; }
+  __syncthreads();
+  if (ctx.warp == 0) {
+    above = ctx.lane < kWarps ? sh.warp_mass[ctx.lane] : 0;
+    at = ctx.lane < kWarps ? sh.warp_mass_at[ctx.lane] : 0;
+    ties_before = ctx.lane < kWarps ? sh.warp_count[ctx.lane] : 0;
+    warp_sums();
+    if (ctx.lane == 0) { sh.slot_above = above; sh.slot_at = at; sh.slot_ties_before = ties_before; }
+  }
+  ctx.cluster.sync();
+  above = 0;
+  at = 0;
+  ties_before = 0;
+  for (int r = 0; r < kClusterBlocks; ++r) {
+    above += *ctx.cluster.map_shared_rank(&sh.slot_above, r);
+    at += *ctx.cluster.map_shared_rank(&sh.slot_at, r);
+    ties_before += *ctx.cluster.map_shared_rank(&sh.slot_ties_before, r);
+  }
+  const u64 wanted = __double2ull_ru(static_cast<double>(top_p) * static_cast<double>(row_mass));
+  const u64 target = wanted < 1 ? 1 : wanted;
+  if (above >= target) return false;      // the cut lies above the winner's key
+  if (above + at < target) return true;   // ... below it: every tie is kept
+  const u64 tie_weight = MassWeight(winner.value, row_max);  // > 0 here: at >= target - above > 0
+  const u64 ties_needed = (target - above + tie_weight - 1) / tie_weight;
+  return static_cast<u64>(ties_before) < ties_needed;
+}
+
 // grid = [num_rows * kClusterBlocks], block = [kThreads], dynamic shared memory:
 //   float x[slice_len]                   this block's slice of the row, processed in place
 //   then, overlaid (the penalties are done before the pool is gathered):
@@ -654,41 +717,58 @@ __global__ void __cluster_dims__(kClusterBlocks, 1, 1) __launch_bounds__(kThread
       args.sampled_logprobs[row] = row_max - log_normalizer;
     }
   } else {
-    uint32_t lower = 0;  // keep keys >= lower
-    if (top_k_active) {
-      lower = RadixSelect<false>(ctx, pool.SpanFor(top_k_floor, x, num_local), top_k_floor, max_key,
-                                 static_cast<u64>(top_k), 1.f, row_max, pass_counter)
-                  .key;
-    }
-    int32_t tie_cutoff = INT_MAX;  // tokens at key == lower are kept only up to this id
-    if (top_p_active) {
-      // Over the whole row: M is the row's mass and the tail floor skips the long tail. After
-      // top_k: M is the mass of the top_k set (0: measured), whose lower edge is the floor.
-      const uint32_t floor_key = top_p_over_row ? tail_floor : lower;
-      const u64 set_mass = top_p_over_row ? row_mass : 0;
-      const SelectResult cut = RadixSelect<true>(ctx, pool.SpanFor(floor_key, x, num_local), floor_key, max_key,
-                                                 set_mass, top_p, row_max, pass_counter);
-      lower = cut.key;
-      // Ties at the cut all weigh the same: keep, in id order, just enough of them to reach
-      // the target (the CPU sampler's sorted order), not all.
-      const u64 tie_weight = MassWeight(KeyToFloat(cut.key), row_max);
-      if (tie_weight > 0) {
-        const u64 num_ties = cut.at_key / tie_weight;
-        const u64 ties_needed = (cut.target - cut.above + tie_weight - 1) / tie_weight;
-        if (ties_needed < num_ties)
-          tie_cutoff = LowestIdTieCutoff(ctx, x, num_local, first_token, cut.key, static_cast<int32_t>(ties_needed));
-      }
-    }
     const float min_p = args.min_p[row];
     const uint64_t key = RngKey(args.rng_key_lo[row], args.rng_key_hi[row]);
     // Gumbel noise is at most -log(E_min) = 22.9 (E_min from the smallest uniform, 2^-33):
     // a token more than 23 below the score of the row's argmax (always kept) cannot win.
     const float winnable = row_max + GumbelNoise(key, static_cast<uint64_t>(row_best.id)) - kMaxGumbel;
     // Kept tokens have key >= lower: with a mask, the pool holds them all when it is complete.
-    const DrawMasks masks{lower, tie_cutoff, min_p, row_max, winnable, key, first_token};
-    const TokenSpan candidates = lower != 0 ? pool.SpanFor(lower, x, num_local) : TokenSpan{x, nullptr, num_local};
-    const Best drawn = candidates.index != nullptr ? DrawFrom<true>(candidates, masks, tid) : DrawFrom<false>(candidates, masks, tid);
-    Best winner = ctx.ReduceBest(drawn, 2);
+    auto candidates_above = [&](uint32_t lower) {
+      return lower != 0 ? pool.SpanFor(lower, x, num_local) : TokenSpan{x, nullptr, num_local};
+    };
+    auto draw = [&](uint32_t lower, int32_t tie_cutoff) {
+      const DrawMasks masks{lower, tie_cutoff, min_p, row_max, winnable, key, first_token};
+      const TokenSpan candidates = candidates_above(lower);
+      const Best drawn = candidates.index != nullptr ? DrawFrom<true>(candidates, masks, tid) : DrawFrom<false>(candidates, masks, tid);
+      return ctx.ReduceBest(drawn, 2);
+    };
+    Best winner{-INFINITY, INT_MAX};
+    bool decided = false;
+    if (top_p_over_row && row_mass > 0) {
+      // Draw over everything above top_p's tail floor, then check that top_p keeps the winner
+      // (TopPKeeps); only a row that drew outside its kept set runs the select below.
+      winner = draw(tail_floor, INT_MAX);
+      decided = winner.id == INT_MAX ||  // nothing passes min_p: nor would a subset
+                TopPKeeps(ctx, candidates_above(tail_floor), winner, row_mass, top_p, row_max, first_token);
+    }
+    if (!decided) {
+      uint32_t lower = 0;  // keep keys >= lower
+      if (top_k_active) {
+        lower = RadixSelect<false>(ctx, pool.SpanFor(top_k_floor, x, num_local), top_k_floor, max_key,
+                                   static_cast<u64>(top_k), 1.f, row_max, pass_counter)
+                    .key;
+      }
+      int32_t tie_cutoff = INT_MAX;  // tokens at key == lower are kept only up to this id
+      if (top_p_active) {
+        // Over the whole row: M is the row's mass and the tail floor skips the long tail. After
+        // top_k: M is the mass of the top_k set (0: measured), whose lower edge is the floor.
+        const uint32_t floor_key = top_p_over_row ? tail_floor : lower;
+        const u64 set_mass = top_p_over_row ? row_mass : 0;
+        const SelectResult cut = RadixSelect<true>(ctx, pool.SpanFor(floor_key, x, num_local), floor_key, max_key,
+                                                   set_mass, top_p, row_max, pass_counter);
+        lower = cut.key;
+        // Ties at the cut all weigh the same: keep, in id order, just enough of them to reach
+        // the target (the CPU sampler's sorted order), not all.
+        const u64 tie_weight = MassWeight(KeyToFloat(cut.key), row_max);
+        if (tie_weight > 0) {
+          const u64 num_ties = cut.at_key / tie_weight;
+          const u64 ties_needed = (cut.target - cut.above + tie_weight - 1) / tie_weight;
+          if (ties_needed < num_ties)
+            tie_cutoff = LowestIdTieCutoff(ctx, x, num_local, first_token, cut.key, static_cast<int32_t>(ties_needed));
+        }
+      }
+      winner = draw(lower, tie_cutoff);
+    }
     if (winner.id == INT_MAX) winner = row_best;  // nothing kept (min_p > 1): fall back to argmax
     const int32_t j = winner.id - first_token;
     if (tid == 0 && j >= 0 && j < num_local) {  // the block that holds the winner writes it
