@@ -23,12 +23,14 @@ export npm_config_nodedir=/tmp/nodedir
 if has build; then (rm -rf native/build; npm run build:native > "$OUT/build.log" 2>&1; echo "build rc=$?" >> "$OUT/build.log") & pids+=($!); fi
 if has bench; then
   bench_nvcc() { nvcc -std=c++17 -O3 -arch=sm_90 --use_fast_math -lineinfo -I native/src -I native/src/cuda "$@"; }
-  # The default build, the variants (pipeline stages; NOTES.md) and the prefill benchmark, in parallel.
+  # The default build, the variants (NOTES.md) and the prefill benchmark, in parallel.
   (bench_nvcc bench/gpu/decode_attention.cu native/src/cuda/paged_decode_attention.cu -o /tmp/decode_attention > "$OUT/bench-build.log" 2>&1
    echo "bench build rc=$?" >> "$OUT/bench-build.log") & pids+=($!)
-  for stages in ${DECODE_STAGES_VARIANTS:-1 2 3 4}; do
-    (bench_nvcc -DSPINDLE_DECODE_STAGES="$stages" bench/gpu/decode_attention.cu native/src/cuda/paged_decode_attention.cu \
-       -o "/tmp/decode_attention_s$stages" > "$OUT/bench-build-s$stages.log" 2>&1) & pids+=($!)
+  # Variants STAGES:LAZY (pipeline depth, lazy rescale), e.g. "2:1 4:0".
+  for variant in ${DECODE_VARIANTS:-1:1 2:1 3:1 4:1 1:0 2:0 3:0 4:0}; do
+    stages=${variant%%:*} lazy=${variant##*:}
+    (bench_nvcc -DSPINDLE_DECODE_STAGES="$stages" -DSPINDLE_DECODE_LAZY_RESCALE="$lazy" bench/gpu/decode_attention.cu \
+       native/src/cuda/paged_decode_attention.cu -o "/tmp/decode_attention_s${stages}_l$lazy" > "$OUT/bench-build-s${stages}_l$lazy.log" 2>&1) & pids+=($!)
   done
   (bench_nvcc bench/gpu/prefill_attention.cu native/src/cuda/prefill_attention.cu native/src/cuda/prefill_attention_wmma.cu \
      -o /tmp/prefill_attention > "$OUT/bench-build-prefill.log" 2>&1

@@ -29,6 +29,12 @@ constexpr int kDecodeWarps = SPINDLE_DECODE_WARPS;
 #define SPINDLE_DECODE_STAGES 2
 #endif
 constexpr int kPipelineStages = SPINDLE_DECODE_STAGES;
+// 1: the accumulators' rescale is skipped while no lane's maximum grows (a warp-uniform
+// branch); 0: every token step rescales (v4's arithmetic).
+#ifndef SPINDLE_DECODE_LAZY_RESCALE
+#define SPINDLE_DECODE_LAZY_RESCALE 1
+#endif
+constexpr bool kLazyRescale = SPINDLE_DECODE_LAZY_RESCALE != 0;
 
 template <typename T>
 struct ChunkVec;  // one 16-byte load of T
@@ -37,8 +43,10 @@ struct ChunkVec<__nv_bfloat16> { using V = uint4; };
 template <>
 struct ChunkVec<float> { using V = float4; };
 
+// `raw` by value: one 16-byte load from shared memory (through a reference, nvcc reads the
+// elements one by one: 8 two-byte loads, 4-way bank conflicts).
 template <typename T>
-__device__ __forceinline__ void ChunkToFloats(const typename ChunkVec<T>::V& raw, float (&dst)[16 / sizeof(T)]) {
+__device__ __forceinline__ void ChunkToFloats(const typename ChunkVec<T>::V raw, float (&dst)[16 / sizeof(T)]) {
   const T* e = reinterpret_cast<const T*>(&raw);
 #pragma unroll
   for (int i = 0; i < 16 / static_cast<int>(sizeof(T)); ++i) dst[i] = ToFloat(e[i]);
@@ -128,7 +136,7 @@ __global__ void __launch_bounds__(kDecodeWarps * 32)
       s[g] = valid ? s[g] : -FLT_MAX;
       grows |= s[g] > m[g];
     }
-    if (__any_sync(0xffffffffu, grows)) {
+    if (!kLazyRescale || __any_sync(0xffffffffu, grows)) {
 #pragma unroll
       for (int g = 0; g < kMaxGroup; ++g) {
         if (g >= group) break;
@@ -183,7 +191,7 @@ __global__ void __launch_bounds__(kDecodeWarps * 32)
 #pragma unroll
         for (int c = 0; c < kChunks; ++c) raw[0][c] = raw[1][c] = Vec{};
       }
-      consume([&](int c, int kv) -> const Vec& { return raw[kv][c]; }, valid);
+      consume([&](int c, int kv) { return raw[kv][c]; }, valid);
     }
   } else {
     // cp.async pipeline, kStages deep: each lane stages its own 16-byte chunks of K and V in
@@ -212,8 +220,7 @@ __global__ void __launch_bounds__(kDecodeWarps * 32)
       issue(step + kStages - 1);
       asm volatile("cp.async.wait_group %0;\n" ::"n"(kStages - 1));
       const int st = step % kStages;
-      consume([&](int c, int kv) -> const Vec& { return stage_buf[warp][st][kv][c][lane]; },
-              first + step * stride + slot < end);
+      consume([&](int c, int kv) { return stage_buf[warp][st][kv][c][lane]; }, first + step * stride + slot < end);
     }
     asm volatile("cp.async.wait_all;\n" ::);
   }

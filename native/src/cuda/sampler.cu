@@ -529,14 +529,15 @@ __device__ Best DrawFrom(TokenSpan tokens, const DrawMasks& m, int tid) {
 // keep when it is kept itself (Gumbel-max: a subset that holds the argmax has the same
 // argmax), and it usually is (a top_p 0.9 row draws outside its kept set about one time in
 // ten). This checks it with one sum over the cluster instead of the select's radix passes:
-// top_p over the whole row (mass `row_mass`, target as RadixSelect) keeps `winner` iff the
-// mass above its key is below the target, and at its key, with ties taken lowest id first
-// (the select's tie cutoff), fewer ties precede it than the target still needs. `tokens` holds
-// every key >= the winner's (it was drawn from them).
-__device__ bool TopPKeeps(RowContext& ctx, TokenSpan tokens, Best winner, u64 row_mass, float top_p, float row_max,
-                          int32_t first_token) {
+// top_p over the whole row (mass `row_mass`, target as RadixSelect) keeps the token
+// `winner_id` (processed logit `winner_logit`) iff the mass above its key is below the target,
+// and at its key, with ties taken lowest id first (the select's tie cutoff), fewer ties
+// precede it than the target still needs. `tokens` holds every key >= the winner's (it was
+// drawn from them).
+__device__ bool TopPKeeps(RowContext& ctx, TokenSpan tokens, float winner_logit, int32_t winner_id, u64 row_mass,
+                          float top_p, float row_max, int32_t first_token) {
   RowShared& sh = ctx.sh;
-  const uint32_t winner_key = OrderedKey(winner.value);
+  const uint32_t winner_key = OrderedKey(winner_logit);
   u64 above = 0, at = 0;
   int32_t ties_before = 0;
   for (int32_t c = ctx.tid; c < tokens.count; c += kThreads) {
@@ -546,7 +547,7 @@ __device__ bool TopPKeeps(RowContext& ctx, TokenSpan tokens, Best winner, u64 ro
       above += MassWeight(v, row_max);
     } else if (k == winner_key) {
       at += MassWeight(v, row_max);
-      ties_before += first_token + tokens.Position(c) < winner.id;
+      ties_before += first_token + tokens.Position(c) < winner_id;
     }
   }
   // Exact integer sums: lanes, warps, then ranks, in any order.
@@ -580,7 +581,7 @@ __device__ bool TopPKeeps(RowContext& ctx, TokenSpan tokens, Best winner, u64 ro
   const u64 target = wanted < 1 ? 1 : wanted;
   if (above >= target) return false;      // the cut lies above the winner's key
   if (above + at < target) return true;   // ... below it: every tie is kept
-  const u64 tie_weight = MassWeight(winner.value, row_max);  // > 0 here: at >= target - above > 0
+  const u64 tie_weight = MassWeight(winner_logit, row_max);  // > 0 here: at >= target - above > 0
   const u64 ties_needed = (target - above + tie_weight - 1) / tie_weight;
   return static_cast<u64>(ties_before) < ties_needed;
 }
@@ -737,9 +738,16 @@ __global__ void __cluster_dims__(kClusterBlocks, 1, 1) __launch_bounds__(kThread
     if (top_p_over_row && row_mass > 0) {
       // Draw over everything above top_p's tail floor, then check that top_p keeps the winner
       // (TopPKeeps); only a row that drew outside its kept set runs the select below.
-      winner = draw(tail_floor, INT_MAX);
-      decided = winner.id == INT_MAX ||  // nothing passes min_p: nor would a subset
-                TopPKeeps(ctx, candidates_above(tail_floor), winner, row_mass, top_p, row_max, first_token);
+      winner = draw(tail_floor, INT_MAX);  // its value is the noisy score, not the logit
+      if (winner.id == INT_MAX) {
+        decided = true;  // nothing passes min_p: nor would a subset
+      } else {
+        // The winner's logit, from the shared memory of the block whose slice holds it.
+        const int owner = winner.id / slice_len;
+        const float winner_logit = *cluster.map_shared_rank(x + (winner.id - owner * slice_len), owner);
+        decided = TopPKeeps(ctx, candidates_above(tail_floor), winner_logit, winner.id, row_mass, top_p, row_max,
+                            first_token);
+      }
     }
     if (!decided) {
       uint32_t lower = 0;  // keep keys >= lower
