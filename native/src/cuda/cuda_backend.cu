@@ -26,6 +26,7 @@ namespace spindle::cuda {
 namespace {
 
 constexpr size_t kCublasWorkspaceBytes = 32u << 20;
+static_assert(kMinSplitTokens == kDecodeMinPieceTokens, "the plan's split and the kernel's pieces must agree");
 // Slot of the step result's timing header where the number of D2H copies is reported
 // (ResultTiming.deviceToHostCopies in src/engine/batch-layout.ts).
 constexpr int kTimingD2hCopies = 4;

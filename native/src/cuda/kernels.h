@@ -48,10 +48,12 @@ struct AttentionShape {
 };
 
 // paged_decode_attention.cu: one query token per sequence (query_start_loc[s] = s); each KV
-// head's cache read once for its whole GQA group; split along the context into num_splits
-// pieces (partials in `workspace`, then a reduce) when the grid would be too small: pieces of
-// split_tokens tokens, or with split_tokens 0 each sequence's own length / num_splits.
+// head's cache read once for its whole GQA group; split along the context into at most
+// num_splits pieces (partials in `workspace`, then a reduce): pieces of split_tokens tokens,
+// or with split_tokens 0 each sequence cut by its own length into min(num_splits,
+// ceil(len / kDecodeMinPieceTokens)) even pieces (one piece: no partials).
 // A sequence of length 0 (graph padding) gets zeros.
+constexpr int kDecodeMinPieceTokens = 256;
 bool DecodeAttentionSupported(int head_dim, int group_size);
 size_t DecodeAttentionWorkspaceBytes(int num_seqs, int num_heads, int head_dim, int num_splits);
 template <typename T>

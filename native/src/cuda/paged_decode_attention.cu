@@ -46,10 +46,20 @@ struct ChunkVec<float> { using V = float4; };
 // `raw` by value: one 16-byte load from shared memory (through a reference, nvcc reads the
 // elements one by one: 8 two-byte loads, 4-way bank conflicts).
 template <typename T>
-__device__ __forceinline__ void ChunkToFloats(const typename ChunkVec<T>::V raw, float (&dst)[16 / sizeof(T)]) {
-  const T* e = reinterpret_cast<const T*>(&raw);
+__device__ __forceinline__ void ChunkToFloats(const typename ChunkVec<T>::V raw, float (&dst)[16 / sizeof(T)]);
+template <>
+__device__ __forceinline__ void ChunkToFloats<float>(const float4 raw, float (&dst)[4]) {
+  dst[0] = raw.x; dst[1] = raw.y; dst[2] = raw.z; dst[3] = raw.w;
+}
+// A bf16 is the top half of a float: one shift or mask per element.
+template <>
+__device__ __forceinline__ void ChunkToFloats<__nv_bfloat16>(const uint4 raw, float (&dst)[8]) {
+  const uint32_t w[4] = {raw.x, raw.y, raw.z, raw.w};
 #pragma unroll
-  for (int i = 0; i < 16 / static_cast<int>(sizeof(T)); ++i) dst[i] = ToFloat(e[i]);
+  for (int i = 0; i < 4; ++i) {
+    dst[2 * i] = __uint_as_float(w[i] << 16);
+    dst[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+  }
 }
 
 // 16-byte global -> shared copy that bypasses registers; src_size 0 zero-fills (tail tokens).
@@ -59,6 +69,13 @@ __device__ __forceinline__ void CpAsync16(void* smem_dst, const void* gmem_src, 
 }
 
 constexpr float kLog2e = 1.4426950408889634f;
+
+// Pieces of a sequence of `len` tokens under split_tokens 0: as many as the launch has
+// (num_splits), but none under kDecodeMinPieceTokens; at least one (a length-0 padding row
+// gets its zeros from piece 0).
+__device__ __forceinline__ int DecodePieces(int len, int num_splits) {
+  return max(1, min(num_splits, (len + kDecodeMinPieceTokens - 1) / kDecodeMinPieceTokens));
+}
 
 template <typename T, int kHeadDim, int kMaxGroup, int kElems, int kStages>
 __global__ void __launch_bounds__(kDecodeWarps * 32)
@@ -75,7 +92,7 @@ __global__ void __launch_bounds__(kDecodeWarps * 32)
   constexpr int kLanes = kHeadDim / kElems;         // lanes per token
   constexpr int kSlots = 32 / kLanes;               // tokens per warp step
   static_assert(kElems % kChunk == 0 && kLanes <= 32, "bad decode attention tiling");
-  __shared__ float sq[kMaxGroup * kHeadDim];        // the group's queries, pre-scaled
+  __shared__ __align__(16) float sq[kMaxGroup * kHeadDim];  // the group's queries, pre-scaled
   __shared__ float sh_m[kDecodeWarps][kMaxGroup], sh_l[kDecodeWarps][kMaxGroup];
   __shared__ float sh_acc[kDecodeWarps][kMaxGroup][kHeadDim];
 
@@ -84,9 +101,13 @@ __global__ void __launch_bounds__(kDecodeWarps * 32)
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int slot = lane / kLanes, sub = lane % kLanes;
   const int seq_len = seq_lens[seq];
-  // split_tokens 0: each sequence cut into num_splits even pieces of its own length (whole
-  // 16-token steps), so one launch shape serves any context length (CUDA graphs).
-  const int span = split_tokens > 0 ? split_tokens : ((seq_len + num_splits - 1) / num_splits + 15) / 16 * 16;
+  // split_tokens 0: each sequence cut into DecodePieces even pieces of its own length (whole
+  // 16-token steps), so one launch shape serves any context length (CUDA graphs); the blocks
+  // past a sequence's pieces have nothing to do.
+  const int pieces = split_tokens > 0 ? num_splits : DecodePieces(seq_len, num_splits);
+  if (split >= pieces) return;
+  const bool write_out = num_splits == 1 || (split_tokens == 0 && pieces == 1);  // no partials to reduce
+  const int span = split_tokens > 0 ? split_tokens : ((seq_len + pieces - 1) / pieces + 15) / 16 * 16;
   const int begin = split * span;
   const int end = min(seq_len, begin + span);
   // Scores in log2 units (exp2f below is one instruction; __expf would multiply by log2(e)).
@@ -112,19 +133,34 @@ __global__ void __launch_bounds__(kDecodeWarps * 32)
   // a chunk is live in registers as floats. The rescale of the accumulators is skipped while
   // no lane's maximum grows (all but a few steps of a long context): alpha would be 1.
   auto consume = [&](auto&& chunk, bool valid) {
+    // Both rows' chunks are read before any arithmetic, so no load waits behind the
+    // rescale branch; they stay packed (2 elements a register) until used.
+    Vec raw_k[kChunks], raw_v[kChunks];
+#pragma unroll
+    for (int c = 0; c < kChunks; ++c) {
+      raw_k[c] = chunk(c, 0);
+      raw_v[c] = chunk(c, 1);
+    }
     float s[kMaxGroup];
 #pragma unroll
     for (int g = 0; g < kMaxGroup; ++g) s[g] = 0.f;
 #pragma unroll
     for (int c = 0; c < kChunks; ++c) {
       float k[kChunk];
-      ChunkToFloats<T>(chunk(c, 0), k);
+      ChunkToFloats<T>(raw_k[c], k);
 #pragma unroll
       for (int g = 0; g < kMaxGroup; ++g) {
         if (g >= group) break;
-        const float* qc = sq + g * kHeadDim + (c * kLanes + sub) * kChunk;
+        // 16-byte loads of the query (sq is 16-byte aligned, kChunk a multiple of 4).
+        const float4* qc = reinterpret_cast<const float4*>(sq + g * kHeadDim + (c * kLanes + sub) * kChunk);
 #pragma unroll
-        for (int j = 0; j < kChunk; ++j) s[g] += qc[j] * k[j];
+        for (int j = 0; j < kChunk / 4; ++j) {
+          const float4 q4 = qc[j];
+          s[g] += q4.x * k[4 * j];
+          s[g] += q4.y * k[4 * j + 1];
+          s[g] += q4.z * k[4 * j + 2];
+          s[g] += q4.w * k[4 * j + 3];
+        }
       }
     }
     bool grows = false;
@@ -158,7 +194,7 @@ __global__ void __launch_bounds__(kDecodeWarps * 32)
 #pragma unroll
     for (int c = 0; c < kChunks; ++c) {
       float v[kChunk];
-      ChunkToFloats<T>(chunk(c, 1), v);
+      ChunkToFloats<T>(raw_v[c], v);
 #pragma unroll
       for (int g = 0; g < kMaxGroup; ++g) {
         if (g >= group) break;
@@ -268,7 +304,7 @@ __global__ void __launch_bounds__(kDecodeWarps * 32)
       go += sh_acc[w][g][d] * f;
     }
     const int head = kv_head * group + g;
-    if (num_splits == 1) {
+    if (write_out) {
       out[static_cast<size_t>(seq) * shape.num_heads * kHeadDim + head * kHeadDim + d] =
           FromFloat<T>(gl > 0.f ? go / gl : 0.f);
     } else {
@@ -285,15 +321,17 @@ __global__ void __launch_bounds__(kDecodeWarps * 32)
 template <typename T>
 __global__ void decode_split_reduce_kernel(const float* part_out /* [num_seqs, nh, num_splits, hd] */,
                                            const float* part_max /* [num_seqs, nh, num_splits] */,
-                                           const float* part_sum, T* out /* [num_seqs, nh * hd] */, int num_heads,
-                                           int num_splits, int head_dim) {
+                                           const float* part_sum, const int32_t* seq_lens, T* out /* [num_seqs, nh * hd] */,
+                                           int num_heads, int num_splits, int head_dim, bool per_seq) {
   const int seq = blockIdx.y, head = blockIdx.x;
+  const int pieces = per_seq ? DecodePieces(seq_lens[seq], num_splits) : num_splits;
+  if (per_seq && pieces == 1) return;  // the attention kernel wrote this sequence's output
   const size_t p0 = (static_cast<size_t>(seq) * num_heads + head) * num_splits;
   float gm = -FLT_MAX;
-  for (int s = 0; s < num_splits; ++s) gm = fmaxf(gm, part_max[p0 + s]);
+  for (int s = 0; s < pieces; ++s) gm = fmaxf(gm, part_max[p0 + s]);
   for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
     float gl = 0.f, go = 0.f;
-    for (int s = 0; s < num_splits; ++s) {
+    for (int s = 0; s < pieces; ++s) {
       const float f = exp2f(part_max[p0 + s] - gm);  // the partial maxima are in log2 units
       gl += part_sum[p0 + s] * f;
       go += part_out[(p0 + s) * head_dim + d] * f;
@@ -357,7 +395,7 @@ void PagedDecodeAttention(const T* q, const T* k_cache, const T* v_cache, const 
   CUDA_CHECK_LAUNCH("paged_decode_attention_kernel");
   if (num_splits > 1) {
     decode_split_reduce_kernel<T><<<dim3(shape.num_heads, shape.num_seqs), 128, 0, stream>>>(
-        part_out, part_max, part_sum, out, shape.num_heads, num_splits, shape.head_dim);
+        part_out, part_max, part_sum, seq_lens, out, shape.num_heads, num_splits, shape.head_dim, split_tokens == 0);
     CUDA_CHECK_LAUNCH("decode_split_reduce_kernel");
   }
 }
