@@ -128,79 +128,44 @@ __global__ void __launch_bounds__(kDecodeWarps * 32)
   const int32_t* table = block_tables + static_cast<size_t>(seq) * shape.max_blocks_per_seq;
   const size_t token_stride = static_cast<size_t>(shape.num_kv_heads) * kHeadDim;
 
-  // One token's contribution to every query head of the group (per-slot online softmax).
-  // K and V arrive one 16-byte chunk at a time (chunk(c, 0) is K's, chunk(c, 1) V's), so only
-  // a chunk is live in registers as floats. The rescale of the accumulators is skipped while
-  // no lane's maximum grows (all but a few steps of a long context): alpha would be 1.
-  auto consume = [&](auto&& chunk, bool valid) {
-    // Both rows' chunks are read before any arithmetic, so no load waits behind the
-    // rescale branch; they stay packed (2 elements a register) until used.
-    Vec raw_k[kChunks], raw_v[kChunks];
+  // One token's contribution to every query head of the group (per-slot online softmax, in
+  // log2 units). Head by head: the score, then, only when some lane's maximum grows (a
+  // warp-uniform branch, rare after a context's first steps), the rescale of the accumulators
+  // (alpha would be 1 otherwise), then the weighted V.
+  auto consume = [&](const float (&k)[kElems], const float (&v)[kElems], bool valid) {
 #pragma unroll
-    for (int c = 0; c < kChunks; ++c) {
-      raw_k[c] = chunk(c, 0);
-      raw_v[c] = chunk(c, 1);
-    }
-    float s[kMaxGroup];
+    for (int g = 0; g < kMaxGroup; ++g) {
+      if (g >= group) break;
+      float dot = 0.f;
 #pragma unroll
-    for (int g = 0; g < kMaxGroup; ++g) s[g] = 0.f;
-#pragma unroll
-    for (int c = 0; c < kChunks; ++c) {
-      float k[kChunk];
-      ChunkToFloats<T>(raw_k[c], k);
-#pragma unroll
-      for (int g = 0; g < kMaxGroup; ++g) {
-        if (g >= group) break;
+      for (int c = 0; c < kChunks; ++c) {
         // 16-byte loads of the query (sq is 16-byte aligned, kChunk a multiple of 4).
         const float4* qc = reinterpret_cast<const float4*>(sq + g * kHeadDim + (c * kLanes + sub) * kChunk);
 #pragma unroll
         for (int j = 0; j < kChunk / 4; ++j) {
           const float4 q4 = qc[j];
-          s[g] += q4.x * k[4 * j];
-          s[g] += q4.y * k[4 * j + 1];
-          s[g] += q4.z * k[4 * j + 2];
-          s[g] += q4.w * k[4 * j + 3];
+          const float* kc = k + c * kChunk + 4 * j;
+          dot += q4.x * kc[0];
+          dot += q4.y * kc[1];
+          dot += q4.z * kc[2];
+          dot += q4.w * kc[3];
         }
       }
-    }
-    bool grows = false;
 #pragma unroll
-    for (int g = 0; g < kMaxGroup; ++g) {
-      if (g >= group) break;
-#pragma unroll
-      for (int o = kLanes / 2; o > 0; o >>= 1) s[g] += __shfl_xor_sync(0xffffffffu, s[g], o);
-      s[g] = valid ? s[g] : -FLT_MAX;
-      grows |= s[g] > m[g];
-    }
-    if (!kLazyRescale || __any_sync(0xffffffffu, grows)) {
-#pragma unroll
-      for (int g = 0; g < kMaxGroup; ++g) {
-        if (g >= group) break;
-        const float new_m = fmaxf(m[g], s[g]);
+      for (int o = kLanes / 2; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
+      const float s = valid ? dot : -FLT_MAX;
+      if (!kLazyRescale || __any_sync(0xffffffffu, s > m[g])) {
+        const float new_m = fmaxf(m[g], s);
         const float alpha = exp2f(m[g] - new_m);
         l[g] *= alpha;
 #pragma unroll
         for (int e = 0; e < kElems; ++e) acc[g][e] *= alpha;
         m[g] = new_m;
       }
-    }
-    float p[kMaxGroup];
+      const float p = valid ? exp2f(s - m[g]) : 0.f;
+      l[g] += p;
 #pragma unroll
-    for (int g = 0; g < kMaxGroup; ++g) {
-      if (g >= group) break;
-      p[g] = valid ? exp2f(s[g] - m[g]) : 0.f;
-      l[g] += p[g];
-    }
-#pragma unroll
-    for (int c = 0; c < kChunks; ++c) {
-      float v[kChunk];
-      ChunkToFloats<T>(raw_v[c], v);
-#pragma unroll
-      for (int g = 0; g < kMaxGroup; ++g) {
-        if (g >= group) break;
-#pragma unroll
-        for (int j = 0; j < kChunk; ++j) acc[g][c * kChunk + j] += p[g] * v[j];
-      }
+      for (int e = 0; e < kElems; ++e) acc[g][e] += p * v[e];
     }
   };
   auto row_of = [&](int tok) {
@@ -209,25 +174,25 @@ __global__ void __launch_bounds__(kDecodeWarps * 32)
   };
 
   if constexpr (kStages == 1) {
-    // Loads straight into registers, kept packed until used.
+    // Loads straight into registers (v2; NOTES.md).
     // The loop bound is uniform across the warp (shuffles below); `valid` masks the tail.
     for (int base = begin + warp * kSlots; base < end; base += kDecodeWarps * kSlots) {
       const int tok = base + slot;
       const bool valid = tok < end;
-      Vec raw[2][kChunks];
+      float k[kElems], v[kElems];
       if (valid) {
         const size_t row = row_of(tok);
 #pragma unroll
         for (int c = 0; c < kChunks; ++c) {
           const int d0 = (c * kLanes + sub) * kChunk;
-          raw[0][c] = *reinterpret_cast<const Vec*>(k_cache + row + d0);
-          raw[1][c] = *reinterpret_cast<const Vec*>(v_cache + row + d0);
+          ChunkToFloats<T>(*reinterpret_cast<const Vec*>(k_cache + row + d0), *reinterpret_cast<float(*)[kChunk]>(k + c * kChunk));
+          ChunkToFloats<T>(*reinterpret_cast<const Vec*>(v_cache + row + d0), *reinterpret_cast<float(*)[kChunk]>(v + c * kChunk));
         }
       } else {
 #pragma unroll
-        for (int c = 0; c < kChunks; ++c) raw[0][c] = raw[1][c] = Vec{};
+        for (int e = 0; e < kElems; ++e) k[e] = v[e] = 0.f;
       }
-      consume([&](int c, int kv) { return raw[kv][c]; }, valid);
+      consume(k, v, valid);
     }
   } else {
     // cp.async pipeline, kStages deep: each lane stages its own 16-byte chunks of K and V in
@@ -256,7 +221,13 @@ __global__ void __launch_bounds__(kDecodeWarps * 32)
       issue(step + kStages - 1);
       asm volatile("cp.async.wait_group %0;\n" ::"n"(kStages - 1));
       const int st = step % kStages;
-      consume([&](int c, int kv) { return stage_buf[warp][st][kv][c][lane]; }, first + step * stride + slot < end);
+      float k[kElems], v[kElems];
+#pragma unroll
+      for (int c = 0; c < kChunks; ++c) {
+        ChunkToFloats<T>(stage_buf[warp][st][0][c][lane], *reinterpret_cast<float(*)[kChunk]>(k + c * kChunk));
+        ChunkToFloats<T>(stage_buf[warp][st][1][c][lane], *reinterpret_cast<float(*)[kChunk]>(v + c * kChunk));
+      }
+      consume(k, v, first + step * stride + slot < end);
     }
     asm volatile("cp.async.wait_all;\n" ::);
   }
