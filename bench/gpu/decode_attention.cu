@@ -1,7 +1,7 @@
 // Benchmark of the paged decode attention kernel (native/src/cuda/paged_decode_attention.cu).
 // Case "batch": 256 sequences with contexts uniform in [1024, 4096], bf16, Llama-3-8B heads
 // (32 q heads, 8 kv heads, head_dim 128), block size 16, shuffled block tables, unsplit and
-// with each context cut into 2, 4 and 8 pieces of its own length (split_tokens 0, as the
+// with each context cut into 2, 3, 4, 6 and 8 pieces of its own length (split_tokens 0, as the
 // backend launches it). Case "long-few": 4 sequences of 32k tokens, with and without
 // splitting; 256 sequences of 64-512 tokens. "-engine" cases use the split the backend picks
 // (step_plan.h's DecodeSplits).
@@ -143,7 +143,7 @@ int main(int argc, char** argv) {
     for (int& l : batch) l = len(rng);
     std::vector<CaseResult> results;
     const int sms = prop.multiProcessorCount;
-    for (int splits : {1, 2, 4, 8})
+    for (int splits : {1, 2, 3, 4, 6, 8})
       results.push_back(RunCase(splits == 1 ? "batch256-1k4k" : "batch256-1k4k-split" + std::to_string(splits), batch,
                                 splits, true, copy_gbps, seed));
     const int batch_max = *std::max_element(batch.begin(), batch.end());

@@ -26,11 +26,13 @@ if has bench; then
   # The default build, the variants (NOTES.md) and the prefill benchmark, in parallel.
   (bench_nvcc bench/gpu/decode_attention.cu native/src/cuda/paged_decode_attention.cu -o /tmp/decode_attention > "$OUT/bench-build.log" 2>&1
    echo "bench build rc=$?" >> "$OUT/bench-build.log") & pids+=($!)
-  # Variants STAGES:LAZY (pipeline depth, lazy rescale), e.g. "2:1 4:0".
-  for variant in ${DECODE_VARIANTS:-1:1 2:1 3:1 4:1 1:0 2:0 3:0 4:0}; do
-    stages=${variant%%:*} lazy=${variant##*:}
-    (bench_nvcc -DSPINDLE_DECODE_STAGES="$stages" -DSPINDLE_DECODE_LAZY_RESCALE="$lazy" bench/gpu/decode_attention.cu \
-       native/src/cuda/paged_decode_attention.cu -o "/tmp/decode_attention_s${stages}_l$lazy" > "$OUT/bench-build-s${stages}_l$lazy.log" 2>&1) & pids+=($!)
+  # Variants: each a comma list of the kernel's SPINDLE_DECODE_* macros, e.g. "STAGES=2,MIN_BLOCKS=4".
+  for variant in ${DECODE_VARIANTS:-STAGES=1 STAGES=2 STAGES=3 STAGES=4}; do
+    flags=() && IFS=, read -ra settings <<< "$variant"
+    for setting in "${settings[@]}"; do flags+=("-DSPINDLE_DECODE_$setting"); done
+    name=$(tr 'A-Z,=' 'a-z_-' <<< "${variant//_/}")
+    (bench_nvcc "${flags[@]}" bench/gpu/decode_attention.cu native/src/cuda/paged_decode_attention.cu \
+       -o "/tmp/decode_attention_$name" > "$OUT/bench-build-$name.log" 2>&1) & pids+=($!)
   done
   (bench_nvcc bench/gpu/prefill_attention.cu native/src/cuda/prefill_attention.cu native/src/cuda/prefill_attention_wmma.cu \
      -o /tmp/prefill_attention > "$OUT/bench-build-prefill.log" 2>&1

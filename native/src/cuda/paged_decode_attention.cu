@@ -77,8 +77,18 @@ __device__ __forceinline__ int DecodePieces(int len, int num_splits) {
   return max(1, min(num_splits, (len + kDecodeMinPieceTokens - 1) / kDecodeMinPieceTokens));
 }
 
+// Blocks per SM asked of the register allocator (0: none; an explicit 1 raises registers).
+#ifndef SPINDLE_DECODE_MIN_BLOCKS
+#define SPINDLE_DECODE_MIN_BLOCKS 0
+#endif
+#if SPINDLE_DECODE_MIN_BLOCKS > 0
+#define SPINDLE_DECODE_LAUNCH_BOUNDS __launch_bounds__(kDecodeWarps * 32, SPINDLE_DECODE_MIN_BLOCKS)
+#else
+#define SPINDLE_DECODE_LAUNCH_BOUNDS __launch_bounds__(kDecodeWarps * 32)
+#endif
+
 template <typename T, int kHeadDim, int kMaxGroup, int kElems, int kStages>
-__global__ void __launch_bounds__(kDecodeWarps * 32)
+__global__ void SPINDLE_DECODE_LAUNCH_BOUNDS
     paged_decode_attention_kernel(const T* q /* [num_seqs, q_stride]: heads at h * hd */,
                                   const T* k_cache /* [num_blocks, bs, nkv, hd] */, const T* v_cache,
                                   const int32_t* block_tables /* [num_seqs, max_blocks_per_seq] */,
