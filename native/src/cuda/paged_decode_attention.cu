@@ -29,12 +29,6 @@ constexpr int kDecodeWarps = SPINDLE_DECODE_WARPS;
 #define SPINDLE_DECODE_STAGES 2
 #endif
 constexpr int kPipelineStages = SPINDLE_DECODE_STAGES;
-// 1: the accumulators' rescale is skipped while no lane's maximum grows (a warp-uniform
-// branch); 0: every token step rescales (v4's arithmetic).
-#ifndef SPINDLE_DECODE_LAZY_RESCALE
-#define SPINDLE_DECODE_LAZY_RESCALE 1
-#endif
-constexpr bool kLazyRescale = SPINDLE_DECODE_LAZY_RESCALE != 0;
 
 template <typename T>
 struct ChunkVec;  // one 16-byte load of T
@@ -78,8 +72,9 @@ __device__ __forceinline__ int DecodePieces(int len, int num_splits) {
 }
 
 // Blocks per SM asked of the register allocator (0: none; an explicit 1 raises registers).
+// 4 keeps every instantiation at <= 128 registers (16 warps per SM; spills <= 12 bytes).
 #ifndef SPINDLE_DECODE_MIN_BLOCKS
-#define SPINDLE_DECODE_MIN_BLOCKS 0
+#define SPINDLE_DECODE_MIN_BLOCKS 4
 #endif
 #if SPINDLE_DECODE_MIN_BLOCKS > 0
 #define SPINDLE_DECODE_LAUNCH_BOUNDS __launch_bounds__(kDecodeWarps * 32, SPINDLE_DECODE_MIN_BLOCKS)
@@ -123,9 +118,13 @@ __global__ void SPINDLE_DECODE_LAUNCH_BOUNDS
   // Scores in log2 units (exp2f below is one instruction; __expf would multiply by log2(e)).
   const float scale = rsqrtf(static_cast<float>(kHeadDim)) * kLog2e;
 
-  const T* q_group = q + static_cast<size_t>(seq) * shape.q_stride + kv_head * group * kHeadDim;
-  for (int i = threadIdx.x; i < group * kHeadDim; i += blockDim.x) sq[i] = ToFloat(q_group[i]) * scale;
-  __syncthreads();
+  // The group's queries into shared memory (the pipelined path first puts its first K/V
+  // loads in flight, so that the two latencies overlap).
+  auto load_queries = [&] {
+    const T* q_group = q + static_cast<size_t>(seq) * shape.q_stride + kv_head * group * kHeadDim;
+    for (int i = threadIdx.x; i < group * kHeadDim; i += blockDim.x) sq[i] = ToFloat(q_group[i]) * scale;
+    __syncthreads();
+  };
 
   float m[kMaxGroup], l[kMaxGroup], acc[kMaxGroup][kElems];
 #pragma unroll
@@ -139,9 +138,8 @@ __global__ void SPINDLE_DECODE_LAUNCH_BOUNDS
   const size_t token_stride = static_cast<size_t>(shape.num_kv_heads) * kHeadDim;
 
   // One token's contribution to every query head of the group (per-slot online softmax, in
-  // log2 units). Head by head: the score, then, only when some lane's maximum grows (a
-  // warp-uniform branch, rare after a context's first steps), the rescale of the accumulators
-  // (alpha would be 1 otherwise), then the weighted V.
+  // log2 units), head by head. (Skipping the rescale while no maximum grows, behind a
+  // warp-uniform branch, measured no faster: NOTES.md.)
   auto consume = [&](const float (&k)[kElems], const float (&v)[kElems], bool valid) {
 #pragma unroll
     for (int g = 0; g < kMaxGroup; ++g) {
@@ -164,14 +162,12 @@ __global__ void SPINDLE_DECODE_LAUNCH_BOUNDS
 #pragma unroll
       for (int o = kLanes / 2; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
       const float s = valid ? dot : -FLT_MAX;
-      if (!kLazyRescale || __any_sync(0xffffffffu, s > m[g])) {
-        const float new_m = fmaxf(m[g], s);
-        const float alpha = exp2f(m[g] - new_m);
-        l[g] *= alpha;
+      const float new_m = fmaxf(m[g], s);
+      const float alpha = exp2f(m[g] - new_m);
+      l[g] *= alpha;
 #pragma unroll
-        for (int e = 0; e < kElems; ++e) acc[g][e] *= alpha;
-        m[g] = new_m;
-      }
+      for (int e = 0; e < kElems; ++e) acc[g][e] *= alpha;
+      m[g] = new_m;
       const float p = valid ? exp2f(s - m[g]) : 0.f;
       l[g] += p;
 #pragma unroll
@@ -184,6 +180,7 @@ __global__ void SPINDLE_DECODE_LAUNCH_BOUNDS
   };
 
   if constexpr (kStages == 1) {
+    load_queries();
     // Loads straight into registers (v2; NOTES.md).
     // The loop bound is uniform across the warp (shuffles below); `valid` masks the tail.
     for (int base = begin + warp * kSlots; base < end; base += kDecodeWarps * kSlots) {
@@ -212,10 +209,18 @@ __global__ void SPINDLE_DECODE_LAUNCH_BOUNDS
     const int stride = kDecodeWarps * kSlots;
     const int first = begin + warp * kSlots;
     const int num_steps = first < end ? (end - first + stride - 1) / stride : 0;
-    auto issue = [&](int step) {
+    // The KV-cache block of this lane's token at `step` (0 past the end). Read one step before
+    // its issue(), so that the table's latency is not paid in front of every cp.async.
+    auto block_of = [&](int step) {
+      const int tok = first + step * stride + slot;
+      return step < num_steps && tok < end ? table[tok / shape.block_size] : 0;
+    };
+    auto issue = [&](int step, int32_t block) {
       const int tok = first + step * stride + slot;
       const bool valid = step < num_steps && tok < end;
-      const size_t row = valid ? row_of(tok) : 0;
+      const size_t row =
+          valid ? (static_cast<size_t>(block) * shape.block_size + tok % shape.block_size) * token_stride + kv_head * kHeadDim
+                : 0;
       const int st = step % kStages;
 #pragma unroll
       for (int c = 0; c < kChunks; ++c) {
@@ -226,9 +231,13 @@ __global__ void SPINDLE_DECODE_LAUNCH_BOUNDS
       asm volatile("cp.async.commit_group;\n" ::);
     };
 #pragma unroll
-    for (int st = 0; st < kStages - 1; ++st) issue(st);
+    for (int st = 0; st < kStages - 1; ++st) issue(st, block_of(st));
+    load_queries();
+    int32_t next_block = block_of(kStages - 1);
     for (int step = 0; step < num_steps; ++step) {
-      issue(step + kStages - 1);
+      const int32_t block = next_block;
+      next_block = block_of(step + kStages);
+      issue(step + kStages - 1, block);
       asm volatile("cp.async.wait_group %0;\n" ::"n"(kStages - 1));
       const int st = step % kStages;
       float k[kElems], v[kElems];
