@@ -136,8 +136,13 @@ wants checks && run_step checks 300 120 env OUT="$RUN/checks" test/gpu/device_ch
 
 # 2. The decode attention's other pipeline depths against the float64 reference (the default
 #    depth is checked in 1), then its benchmark: every depth, context splits, ncu's DRAM bytes.
-for n in ${DECODE_STAGES_VARIANTS:-3 4}; do
-  wants stages && run_step "stages$n" 120 45 env SPINDLE_KERNEL_NVCC_FLAGS=-DSPINDLE_DECODE_STAGES="$n" npx vitest run test/gpu/kernels.test.ts
+# Each entry of KERNEL_VARIANTS: a comma list of the kernel's SPINDLE_DECODE_* macros.
+for variant in ${KERNEL_VARIANTS:-STAGES=3 STAGES=4}; do
+  flags=""
+  IFS=, read -ra settings <<< "$variant"
+  for setting in "${settings[@]}"; do flags+=" -DSPINDLE_DECODE_$setting"; done
+  wants stages && run_step "stages-$(tr 'A-Z,=' 'a-z_-' <<< "${variant//_/}")" 120 45 \
+    env SPINDLE_KERNEL_NVCC_FLAGS="${flags# }" npx vitest run test/gpu/kernels.test.ts
 done
 wants decode && run_step decode 150 60 env OUT="$RUN/decode" test/gpu/device_checks.sh bench
 

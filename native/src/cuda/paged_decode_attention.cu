@@ -71,19 +71,22 @@ __device__ __forceinline__ int DecodePieces(int len, int num_splits) {
   return max(1, min(num_splits, (len + kDecodeMinPieceTokens - 1) / kDecodeMinPieceTokens));
 }
 
-// Blocks per SM asked of the register allocator (0: none; an explicit 1 raises registers).
-// 4 keeps every instantiation at <= 128 registers (16 warps per SM; spills <= 12 bytes).
+// The kernel for GQA groups of up to 4 heads (Llama 3, Qwen, Mistral): elements of a row per
+// lane (16: 8 lanes a token, 4 tokens a warp step; 8: 16 lanes, 2 tokens), and the blocks per
+// SM asked of the register allocator (the accumulator is 4 x elements floats a lane).
+#ifndef SPINDLE_DECODE_GROUP4_ELEMS
+#define SPINDLE_DECODE_GROUP4_ELEMS 16
+#endif
 #ifndef SPINDLE_DECODE_MIN_BLOCKS
 #define SPINDLE_DECODE_MIN_BLOCKS 4
 #endif
-#if SPINDLE_DECODE_MIN_BLOCKS > 0
-#define SPINDLE_DECODE_LAUNCH_BOUNDS __launch_bounds__(kDecodeWarps * 32, SPINDLE_DECODE_MIN_BLOCKS)
-#else
-#define SPINDLE_DECODE_LAUNCH_BOUNDS __launch_bounds__(kDecodeWarps * 32)
-#endif
+constexpr int kGroup4Elems = SPINDLE_DECODE_GROUP4_ELEMS;
+constexpr int kGroup4MinBlocks = SPINDLE_DECODE_MIN_BLOCKS;
 
-template <typename T, int kHeadDim, int kMaxGroup, int kElems, int kStages>
-__global__ void SPINDLE_DECODE_LAUNCH_BOUNDS
+// kMinBlocks: 4 keeps 16 warps per SM (<= 128 registers; without it nvcc takes up to 140 and
+// 3 blocks fit: 69% of copy bandwidth instead of 78%, NOTES.md).
+template <typename T, int kHeadDim, int kMaxGroup, int kElems, int kStages, int kMinBlocks>
+__global__ void __launch_bounds__(kDecodeWarps * 32, kMinBlocks)
     paged_decode_attention_kernel(const T* q /* [num_seqs, q_stride]: heads at h * hd */,
                                   const T* k_cache /* [num_blocks, bs, nkv, hd] */, const T* v_cache,
                                   const int32_t* block_tables /* [num_seqs, max_blocks_per_seq] */,
@@ -341,8 +344,8 @@ size_t DecodeAttentionWorkspaceBytes(int num_seqs, int num_heads, int head_dim, 
 
 namespace {
 
-// Groups of up to 4 heads: 16 elements per lane; up to 8: 8 per lane (registers: the
-// accumulator is group x elements floats per lane).
+// Groups of up to 4 heads: kGroup4Elems elements per lane; up to 8: 8 per lane (registers:
+// the accumulator is group x elements floats per lane).
 template <typename T, int kHeadDim>
 void LaunchDecode(dim3 grid, int group, cudaStream_t stream, const T* q, const T* k_cache, const T* v_cache,
                   const int32_t* block_tables, const int32_t* seq_lens, T* out, float* part_out, float* part_max,
@@ -350,10 +353,10 @@ void LaunchDecode(dim3 grid, int group, cudaStream_t stream, const T* q, const T
   const int threads = kDecodeWarps * 32;
   if (group <= 4) {
     constexpr int stages = (sizeof(T) == 2 && kHeadDim <= 128) ? kPipelineStages : 1;  // static smem <= 48 KB
-    paged_decode_attention_kernel<T, kHeadDim, 4, 16, stages><<<grid, threads, 0, stream>>>(
+    paged_decode_attention_kernel<T, kHeadDim, 4, kGroup4Elems, stages, kGroup4MinBlocks><<<grid, threads, 0, stream>>>(
         q, k_cache, v_cache, block_tables, seq_lens, out, part_out, part_max, part_sum, shape, split_tokens);
   } else {
-    paged_decode_attention_kernel<T, kHeadDim, 8, 8, 1><<<grid, threads, 0, stream>>>(
+    paged_decode_attention_kernel<T, kHeadDim, 8, 8, 1, 4><<<grid, threads, 0, stream>>>(
         q, k_cache, v_cache, block_tables, seq_lens, out, part_out, part_max, part_sum, shape, split_tokens);
   }
 }
