@@ -32,7 +32,7 @@ if has bench; then
     for setting in "${settings[@]}"; do flags+=("-DSPINDLE_DECODE_$setting"); done
     name=$(tr 'A-Z,=' 'a-z_-' <<< "${variant//_/}")
     (bench_nvcc "${flags[@]}" bench/gpu/decode_attention.cu native/src/cuda/paged_decode_attention.cu \
-       -o "/tmp/decode_attention_$name" > "$OUT/bench-build-$name.log" 2>&1) & pids+=($!)
+       -o "/tmp/decode_attention_v_$name" > "$OUT/bench-build-$name.log" 2>&1) & pids+=($!)
   done
   (bench_nvcc bench/gpu/prefill_attention.cu native/src/cuda/prefill_attention.cu native/src/cuda/prefill_attention_wmma.cu \
      -o /tmp/prefill_attention > "$OUT/bench-build-prefill.log" 2>&1
@@ -45,7 +45,7 @@ tail -2 "$OUT/build.log" 2>/dev/null; tail -3 "$OUT"/bench-build*.log 2>/dev/nul
 if has bench && [ -x /tmp/decode_attention ]; then
   /tmp/decode_attention 1 > "$OUT/gpu-decode-attention.json" 2>> "$OUT/bench-build.log"; echo "bench rc=$?"
   cat "$OUT/gpu-decode-attention.json"
-  for exe in /tmp/decode_attention_s*; do echo "variant ${exe##*/}:"; "$exe" 1 2>> "$OUT/bench-run.log" | tee -a "$OUT/decode-variants.jsonl"; done
+  for exe in /tmp/decode_attention_v_*; do echo "variant ${exe##*/}:"; "$exe" 1 2>> "$OUT/bench-run.log" | tee -a "$OUT/decode-variants.jsonl"; done
   /tmp/prefill_attention > "$OUT/gpu-prefill-attention.json" 2>> "$OUT/bench-build.log"; echo "prefill bench rc=$?"
   cat "$OUT/gpu-prefill-attention.json"; tail -3 "$OUT/bench-build.log"
   if command -v ncu > /dev/null; then
