@@ -12,6 +12,7 @@
 #include <cuda_bf16.h>
 
 #include <algorithm>
+#include <functional>
 #include <cstdio>
 #include <random>
 #include <string>
@@ -148,6 +149,13 @@ int main(int argc, char** argv) {
                                 splits, true, copy_gbps, seed));
     const int batch_max = *std::max_element(batch.begin(), batch.end());
     results.push_back(RunCase("batch256-1k4k-engine", batch, DecodeSplits(256, batch_max, 8, sms), true, copy_gbps, seed));
+    // The same batch with its longest contexts first: the GPU starts blocks in index order, so
+    // the last wave holds the shortest ones (longest-processing-time-first scheduling).
+    std::vector<int> sorted = batch;
+    std::sort(sorted.begin(), sorted.end(), std::greater<int>());
+    for (int splits : {1, 2, 3, 4})
+      results.push_back(RunCase(splits == 1 ? "batch256-1k4k-sorted" : "batch256-1k4k-sorted-split" + std::to_string(splits),
+                                sorted, splits, true, copy_gbps, seed));
     // Short contexts (64-512): what the batch split costs where most sequences are one piece.
     std::uniform_int_distribution<int> short_len(64, 512);
     std::vector<int> short_batch(256);
