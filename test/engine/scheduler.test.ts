@@ -36,7 +36,7 @@ describe('Scheduler', () => {
     expect(next.numPrefillTokens).toBe(4);
   });
 
-  it('lists one-token rows first, each group in schedule order', () => {
+  it('lists one-token rows first, longest context first, then the rest in schedule order', () => {
     const { scheduler } = setup(100, 4, 8, 32);
     const long = makeSeq(6);
     const single = makeSeq(1);
@@ -49,6 +49,24 @@ describe('Scheduler', () => {
       [other, 3],
     ]);
     expect(out.numTokens).toBe(10);
+  });
+
+  it('orders decodes by context length, longest first (ties in schedule order), before a prompt chunk', () => {
+    const { scheduler } = setup(100, 4, 8, 64);
+    const short = makeSeq(3);
+    const long = makeSeq(9);
+    const tie = makeSeq(3);
+    [short, long, tie].forEach((s) => scheduler.add(s));
+    completeStep(scheduler.schedule()); // all three prefilled: contexts 3, 9, 3 (+1 sampled each)
+    const late = makeSeq(5);
+    scheduler.add(late);
+    const out = scheduler.schedule();
+    expect(out.rows.map((r) => [r.seq, r.numNewTokens])).toEqual([
+      [long, 1],
+      [short, 1],
+      [tie, 1],
+      [late, 5],
+    ]);
   });
 
   it('splits a prompt longer than the budget into chunks over several steps', () => {

@@ -100,10 +100,11 @@ describe('the CUDA step plan (host side)', () => {
     expect([1, 2, 3, 4, 5, 8, 9, 17, 255, 256].map(padded)).toEqual([1, 2, 4, 4, 8, 8, 16, 24, 256, 256]);
   });
 
-  it('decode split: enough pieces to fill the SMs twice, and up to 4 in a large batch, never under 256 tokens', () => {
+  it('decode split: enough pieces to fill the SMs twice, none in a large batch, never under 256 tokens', () => {
     const split = (numSeqs: number, cached: number): number =>
       plan(Array.from({ length: numSeqs }, (_, s) => decodeRow(s, cached)), { maxNumSeqs: 256, graphTableWidth: 8192 }).decodeSplits;
-    expect(split(256, 4095)).toBe(4); // 2048 blocks >= 8 x 132: the batch split
+    expect(split(256, 4095)).toBe(1); // 2048 blocks >= 8 x 132: longest first instead (the scheduler)
+    expect(split(132, 4095)).toBe(1); // 1056 blocks: exactly two waves
     expect(split(40, 4095)).toBe(4); // 320 blocks: ceil(1056 / 320)
     expect(split(256, 200)).toBe(1); // a short context is not cut under 256 tokens
     expect(split(1, 4095)).toBe(16); // 8 blocks: 132 wanted, 4096 / 256 = 16 allowed
