@@ -4,8 +4,7 @@
 // Within a warp, kLanes = head_dim / kElems lanes share one token (each lane kElems
 // elements, in 16-byte chunks), so a warp works on 32 / kLanes tokens at once and a score
 // needs only log2(kLanes) shuffles. Every token slot keeps its own online fp32 softmax
-// (max, sum, output; in log2 units, the rescale skipped while no maximum grows); slots, then
-// warps, merge at the end. bf16 K/V (head_dim <= 128, groups <= 4) come through a cp.async
+// (max, sum, output; in log2 units); slots, then warps, merge at the end. bf16 K/V (head_dim <= 128, groups <= 4) come through a cp.async
 // pipeline in shared memory; other shapes load straight into registers. With more than one split,
 // (max, sum, unnormalised output) partials go to `workspace` and a reduce kernel merges.
 // Version history and timings: NOTES.md.
@@ -177,9 +176,9 @@ __global__ void __launch_bounds__(kDecodeWarps * 32, kMinBlocks)
       for (int e = 0; e < kElems; ++e) acc[g][e] += p * v[e];
     }
   };
-  auto row_of = [&](int tok) {
-    return (static_cast<size_t>(table[tok / shape.block_size]) * shape.block_size + tok % shape.block_size) * token_stride +
-           kv_head * kHeadDim;
+  // Offset of token `tok`'s row for this KV head, `block` its KV-cache block.
+  auto row_in = [&](int32_t block, int tok) {
+    return (static_cast<size_t>(block) * shape.block_size + tok % shape.block_size) * token_stride + kv_head * kHeadDim;
   };
 
   if constexpr (kStages == 1) {
@@ -191,7 +190,7 @@ __global__ void __launch_bounds__(kDecodeWarps * 32, kMinBlocks)
       const bool valid = tok < end;
       float k[kElems], v[kElems];
       if (valid) {
-        const size_t row = row_of(tok);
+        const size_t row = row_in(table[tok / shape.block_size], tok);
 #pragma unroll
         for (int c = 0; c < kChunks; ++c) {
           const int d0 = (c * kLanes + sub) * kChunk;
@@ -221,9 +220,7 @@ __global__ void __launch_bounds__(kDecodeWarps * 32, kMinBlocks)
     auto issue = [&](int step, int32_t block) {
       const int tok = first + step * stride + slot;
       const bool valid = step < num_steps && tok < end;
-      const size_t row =
-          valid ? (static_cast<size_t>(block) * shape.block_size + tok % shape.block_size) * token_stride + kv_head * kHeadDim
-                : 0;
+      const size_t row = valid ? row_in(block, tok) : 0;
       const int st = step % kStages;
 #pragma unroll
       for (int c = 0; c < kChunks; ++c) {
