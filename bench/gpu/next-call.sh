@@ -84,7 +84,7 @@ pack() {
     grep -aE "vitest rc=|Test Files|Tests |FAIL|×" "$RUN/checks.log" "$RUN/checks/vitest.log" 2>/dev/null | head -40
     for log in "$RUN"/stages*.log; do
       [ -f "$log" ] || continue
-      echo; echo "--- $(basename "$log" .log) (kernel self-test at that pipeline depth)"
+      echo; echo "--- $(basename "$log" .log) (kernel self-test of that build variant)"
       grep -aE "paged_decode|Tests |FAIL|×" "$log" | head -20
     done
     echo; echo "--- decode attention benchmark"
@@ -134,8 +134,8 @@ gpu_name=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head 
 #    the graph-vs-eager-vs-CPU test and the two gpuMemoryUtilization tests that failed at a57c2ec.
 wants checks && run_step checks 300 120 env OUT="$RUN/checks" test/gpu/device_checks.sh build,ref,vitest
 
-# 2. The decode attention's other pipeline depths against the float64 reference (the default
-#    depth is checked in 1), then its benchmark: every depth, context splits, ncu's DRAM bytes.
+# 2. Other builds of the decode attention (KERNEL_VARIANTS) against the float64 reference (the
+#    default build is checked in 1), then its benchmark: DECODE_VARIANTS, context splits, ncu's DRAM bytes.
 # Each entry of KERNEL_VARIANTS: a comma list of the kernel's SPINDLE_DECODE_* macros.
 for variant in ${KERNEL_VARIANTS:-STAGES=3 STAGES=4}; do
   flags=""
